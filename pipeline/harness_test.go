@@ -346,7 +346,7 @@ func (h *harness) releasePrepares() {
 
 func (h *harness) name(s Spec) string {
 	if s.Number == 0 {
-		return s.Project + ":" + s.Ref
+		return s.Project + ":" + strings.TrimPrefix(s.Ref, "refs/heads/") + "@" + s.Commit
 	}
 	if n, ok := h.names[s.Key()]; ok {
 		if c := h.changes[s.Key()]; c != nil && c.Patchset > 1 || s.Patchset > 1 {
@@ -408,6 +408,19 @@ func (h *harness) release(pipeline, name string, phase Phase) {
 		}
 	}
 	h.t.Fatalf("no running %s build of %s; running: %v", pipeline, name, h.running())
+}
+
+// releaseLabel finishes the running build with the given label.
+func (h *harness) releaseLabel(label string, phase Phase) {
+	h.t.Helper()
+	for _, b := range h.builds {
+		if !b.finished && h.label(b.act) == label {
+			b.finished = true
+			h.apply(Event{Build: &BuildResult{BuildSet: b.act.BuildSet, Phase: phase}})
+			return
+		}
+	}
+	h.t.Fatalf("no running build %q; running: %v", label, h.running())
 }
 
 // releaseAll finishes every running build, oldest first, with success unless
@@ -524,3 +537,7 @@ func keysOf[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+func (h *harness) admin(a AdminEvent) { h.apply(Event{Admin: &a}) }
+
+func (h *harness) key(name string) ChangeKey { return h.byName[name] }

@@ -176,19 +176,35 @@ func hasItemsBehind(q *Queue, it *Item) bool {
 // count as a difference.
 func (t *tx) ensureBuildSet(p *PipelineState, it *Item, chain []Spec) bool {
 	bs := it.BuildSet
-	if bs != nil && sameChanges(bs, chain) && (bs.Build == nil || !bs.Build.Cancelled) {
-		return false
-	}
 	if bs != nil && bs.Merge == MergeNone && bs.Build == nil {
+		// Nothing was asked for this buildset yet: keep it exact.
+		if equalSpecs(bs.Changes, chain) {
+			return false
+		}
 		bs.Changes = chain
 		bs.Merged = nil
 		return true
+	}
+	if bs != nil && sameChanges(bs, chain) && (bs.Build == nil || !bs.Build.Cancelled) {
+		return false
 	}
 	if bs != nil {
 		t.cancelBuild(p, it, "the changes ahead of it changed")
 	}
 	it.Attempts++
 	p.setBuildSet(it, &BuildSet{ID: fmt.Sprintf("%s.%d", it.ID, it.Attempts), Changes: chain, CreatedAt: t.now})
+	return true
+}
+
+func equalSpecs(a, b []Spec) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
 	return true
 }
 
