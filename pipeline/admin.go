@@ -78,7 +78,20 @@ func (t *tx) promote(pc *PipelineConfig, p *PipelineState, keys []ChangeKey) {
 			first = append(first, it)
 		}
 	}
-	order := append([]*Item(nil), first...)
+	// An item whose submit is in flight is about to merge: it stays ahead
+	// of everything, or the promoted items would be tested without it.
+	var order []*Item
+	for _, it := range q.Items {
+		if it.Submitting != "" {
+			order = append(order, it)
+			seen[it] = true
+		}
+	}
+	for _, it := range first {
+		if it.Submitting == "" {
+			order = append(order, it)
+		}
+	}
 	for _, it := range q.Items {
 		if !seen[it] {
 			order = append(order, it)

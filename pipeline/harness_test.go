@@ -62,13 +62,26 @@ func testConfig(mod ...func(*Config)) *Config {
 	return cfg
 }
 
+type mergeRec struct {
+	queue string
+	key   ChangeKey
+}
+
 type buildRec struct {
 	act      Action
 	finished bool
 }
 
+// tb is what the harness needs of *testing.T and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+}
+
 type harness struct {
-	t   *testing.T
+	t   tb
 	e   *Engine
 	s   *State
 	now time.Time
@@ -86,6 +99,10 @@ type harness struct {
 	mergedEvents  bool // send change-merged after a successful submit
 	checkEachTurn bool
 	handleSubmit  func(Action) // when set, submits are left to the test
+	// afterApply, when set, sees every event with the state serialised
+	// before it and the actions it produced.
+	afterApply func(ev Event, before []byte, acts []Action)
+	mergeLog   []mergeRec // our submits, in order
 
 	actions []Action // everything, in order
 	builds  []*buildRec
@@ -96,7 +113,7 @@ type harness struct {
 	queue   []Event
 }
 
-func newHarness(t *testing.T, mod ...func(*Config)) *harness {
+func newHarness(t tb, mod ...func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig(mod...)
 	if errs := cfg.Compile(); len(errs) > 0 {
@@ -246,7 +263,17 @@ func (h *harness) apply(ev Event) {
 		h.queue = h.queue[1:]
 		h.now = h.now.Add(time.Second)
 		ev.Time = h.now
+		var before []byte
+		if h.afterApply != nil {
+			var err error
+			if before, err = h.s.Marshal(); err != nil {
+				h.t.Fatalf("marshal: %v", err)
+			}
+		}
 		acts := h.e.Apply(h.s, ev)
+		if h.afterApply != nil {
+			h.afterApply(ev, before, acts)
+		}
 		if h.checkEachTurn {
 			h.checkInvariants()
 		}
@@ -293,25 +320,38 @@ func (h *harness) handle(a Action) {
 			return
 		}
 		if a.Report.Submit {
-			k := a.Change.Key()
-			res := &ReportResult{ActionID: a.ID, BuildSet: a.BuildSet, Status: ReportOK}
-			if msg, ok := h.refuseSubmit[k]; ok {
-				res.Status, res.Message = ReportRefused, msg
-				h.queue = append(h.queue, Event{Report: res})
-				return
+			status := ReportOK
+			if _, ok := h.refuseSubmit[a.Change.Key()]; ok {
+				status = ReportRefused
 			}
-			c := h.changes[k]
-			c.Status = StatusMerged
-			h.merged = append(h.merged, h.names[k])
-			h.queue = append(h.queue, Event{Report: res})
-			if h.mergedEvents {
-				snap := *c
-				h.queue = append(h.queue, Event{Trigger: &TriggerEvent{Type: "change-merged", Project: c.Project,
-					Branch: c.Branch, Change: &snap, Patchset: c.Patchset, Account: "seakeeper"}})
-			}
+			h.answerSubmit(a, status)
 		}
 	case ActNotice:
 		h.notices = append(h.notices, a.Reason)
+	}
+}
+
+// answerSubmit plays Gerrit answering a submit: a refusal with its message,
+// or a merge (followed by Gerrit's change-merged event when mergedEvents).
+func (h *harness) answerSubmit(a Action, status ReportStatus) {
+	k := a.Change.Key()
+	res := &ReportResult{ActionID: a.ID, BuildSet: a.BuildSet, Status: status}
+	if status == ReportRefused {
+		res.Message = h.refuseSubmit[k]
+		h.queue = append(h.queue, Event{Report: res})
+		return
+	}
+	c := h.changes[k]
+	if c.Status != StatusMerged {
+		c.Status = StatusMerged
+		h.merged = append(h.merged, h.names[k])
+		h.mergeLog = append(h.mergeLog, mergeRec{queue: a.Queue, key: k})
+	}
+	h.queue = append(h.queue, Event{Report: res})
+	if h.mergedEvents {
+		snap := *c
+		h.queue = append(h.queue, Event{Trigger: &TriggerEvent{Type: "change-merged", Project: c.Project,
+			Branch: c.Branch, Change: &snap, Patchset: c.Patchset, Account: "seakeeper"}})
 	}
 }
 

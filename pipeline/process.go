@@ -77,7 +77,9 @@ func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Ite
 		}
 		return true, next
 	}
-	if len(failing) == 0 && it.Live {
+	if len(failing) == 0 && it.Live || it.Submitting != "" {
+		// A submitting item is about to merge: whatever is behind it must
+		// be tested on top of it.
 		next = it
 	}
 	return changed, next
@@ -281,7 +283,9 @@ func (t *tx) failures(pc *PipelineConfig, p *PipelineState, it *Item) []string {
 		out = append(out, "its workflow configuration is broken")
 	case b.Phase == PhaseFailed || b.Phase == PhaseError:
 		out = append(out, "its workflow failed")
-	case b.FailedEarly:
+	case b.FailedEarly && !b.Phase.Terminal():
+		// The workflow's own verdict wins once it has one: a node may
+		// fail in a workflow that tolerates it.
 		out = append(out, "a node of its workflow failed")
 	}
 	return out

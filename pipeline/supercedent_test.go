@@ -44,3 +44,22 @@ func TestFailFastCancelsAndReportsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkflowVerdictWinsOverAFailedNode(t *testing.T) {
+	// A workflow may tolerate a failed node (continueOn). While it runs,
+	// the failed node makes A failing and B is tested without it; once A
+	// succeeds after all, it merges, and B is tested on top of it again.
+	h := newHarness(t)
+	h.change("A", "org/a")
+	h.change("B", "org/a")
+	h.approve("A")
+	h.approve("B")
+	bs := h.builds[0].act.BuildSet
+	h.apply(Event{Build: &BuildResult{BuildSet: bs, Phase: PhaseRunning,
+		Nodes: []NodeResult{{Name: "flaky-optional", Phase: PhaseFailed}}}})
+	h.release("gate", "A", PhaseSucceeded)
+	h.release("gate", "B", PhaseSucceeded)
+	eq(t, "merged", h.merged, []string{"A", "B"})
+	eq(t, "builds", h.allBuilds(), []string{"gate A: A", "gate B: A+B", "gate B: B", "gate B: A+B"})
+	eq(t, "cancels", h.cancels, []string{"gate B: A+B", "gate B: B"})
+}
