@@ -111,3 +111,17 @@ func TestWorkInProgressAndPrivateDequeue(t *testing.T) {
 	eq(t, "gate", h.queueItems("gate"), nil)
 	eq(t, "check", h.queueItems("check"), nil)
 }
+
+func TestStaleSnapshotDoesNotRewindAnItem(t *testing.T) {
+	h := newHarness(t)
+	h.change("A", "org/a")
+	old := *h.get("A")
+	h.newPatchset("A") // A2 in check
+	// An event delivered late carries the patchset-1 snapshot.
+	h.trigger("comment-added", &old, func(ev *TriggerEvent) { ev.Comment = "looks good" })
+	p := h.s.Pipeline("check")
+	if items := p.Items(); len(items) != 1 || items[0].Change.Patchset != 2 {
+		t.Fatalf("items after a stale snapshot: %v", h.queueItems("check"))
+	}
+	eq(t, "running", h.running(), []string{"check A2: A2"})
+}

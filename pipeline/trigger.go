@@ -97,6 +97,9 @@ func (t *tx) refresh(c *Change, evType string) {
 				continue
 			}
 			q := p.queue(it.Queue)
+			if c.Patchset < it.Change.Patchset {
+				continue // a snapshot older than the item's: stale news
+			}
 			newer := c.Patchset > it.Change.Patchset
 			switch {
 			case c.Status == StatusAbandoned:
