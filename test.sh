@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The one test command: formatting, vet, staticcheck, and every test with the
+# race detector. CI runs it through .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+staticcheck_version=v0.8.2
+gobin="$(go env GOPATH)/bin"
+staticcheck="$gobin/staticcheck"
+if ! [ -x "$staticcheck" ]; then
+	staticcheck="$(command -v staticcheck || true)"
+fi
+if [ -z "$staticcheck" ]; then
+	echo "test.sh: installing staticcheck $staticcheck_version into $gobin"
+	go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+	staticcheck="$gobin/staticcheck"
+fi
+
+echo "== gofmt"
+unformatted="$(gofmt -l .)"
+if [ -n "$unformatted" ]; then
+	echo "these files need gofmt -w:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+"$staticcheck" ./...
+
+echo "== go test -race"
+go test -race -count=1 ./...
