@@ -242,6 +242,13 @@ func (c *Config) Compile() []ConfigError {
 			add(path+".projects", "shared queue %q lists no projects", q.Name)
 		}
 		for j, p := range q.Projects {
+			if p == "" {
+				add(fmt.Sprintf("%s.projects[%d]", path, j), "empty project name")
+				continue
+			}
+			if q.Name == "" {
+				continue
+			}
 			if other, ok := c.queueOf[p]; ok {
 				add(fmt.Sprintf("%s.projects[%d]", path, j), "project %q is already in shared queue %q", p, other)
 				continue
@@ -277,16 +284,18 @@ func (p *PipelineConfig) compile(path string) []ConfigError {
 	add := func(sub, format string, args ...any) {
 		errs = append(errs, ConfigError{Path: path + sub, Msg: fmt.Sprintf(format, args...)})
 	}
-	re := func(sub, expr string) *regexp.Regexp {
+	re := func(sub, expr string, whole bool) *regexp.Regexp {
 		if expr == "" {
 			return nil
 		}
-		r, err := regexp.Compile(expr)
-		if err != nil {
+		if _, err := regexp.Compile(expr); err != nil {
 			add(sub, "bad regular expression %q: %v", expr, err)
 			return nil
 		}
-		return r
+		if whole {
+			expr = anchor(expr)
+		}
+		return regexp.MustCompile(expr)
 	}
 	switch p.Manager {
 	case Independent, Dependent, Supercedent:
@@ -300,7 +309,7 @@ func (p *PipelineConfig) compile(path string) []ConfigError {
 	default:
 		add(".precedence", "unknown precedence %q (want high, normal or low)", p.Precedence)
 	}
-	p.projRE = re(".projects", anchor(p.Projects))
+	p.projRE = re(".projects", p.Projects, true)
 	if len(p.Trigger) == 0 {
 		add(".trigger", "pipeline %q has no trigger", p.Name)
 	}
@@ -317,12 +326,15 @@ func (p *PipelineConfig) compile(path string) []ConfigError {
 			}
 			ct.events[e] = true
 		}
-		ct.branch = re(tp+".branch", t.Branch)
-		ct.ref = re(tp+".ref", t.Ref)
-		ct.comment = re(tp+".comment", t.Comment)
-		ct.username = re(tp+".username", t.Username)
+		ct.branch = re(tp+".branch", t.Branch, false)
+		ct.ref = re(tp+".ref", t.Ref, false)
+		ct.comment = re(tp+".comment", t.Comment, false)
+		ct.username = re(tp+".username", t.Username, true)
 		if t.Comment != "" && !ct.events["comment-added"] {
 			add(tp+".comment", "a comment filter only matches comment-added events")
+		}
+		if t.Ref != "" && !ct.events["ref-updated"] {
+			add(tp+".ref", "a ref filter only matches ref-updated events")
 		}
 		ct.approvals = compileApprovals(tp+".approval", t.Approval, add)
 		p.triggers = append(p.triggers, ct)
@@ -332,12 +344,53 @@ func (p *PipelineConfig) compile(path string) []ConfigError {
 	p.req = compiledRequirement{Requirement: p.Require}
 	p.rej = compiledRequirement{Requirement: p.Reject}
 
-	w := &p.Window
+	if p.Manager == Dependent {
+		errs = append(errs, p.Window.compile(path+".window")...)
+	} else if p.Manager.known() && p.Window != (WindowConfig{}) {
+		add(".window", "a window only applies to dependent pipelines, not to %s ones", p.Manager)
+	}
+	type rep struct {
+		name string
+		r    *Reporter
+	}
+	reporters := []rep{{"start", p.Report.Start}, {"success", p.Report.Success}, {"failure", p.Report.Failure},
+		{"merge-conflict", p.Report.MergeConflict}, {"config-error", p.Report.ConfigError}}
+	for _, r := range reporters {
+		for label := range r.r.labels() {
+			if !validLabel.MatchString(label) {
+				add(".report."+r.name+".labels", "%q is not a Gerrit label name", label)
+			}
+		}
+		if r.r == nil || !r.r.Submit || r.name == "success" && p.Manager == Dependent {
+			continue
+		}
+		switch {
+		case p.Manager != Dependent && p.Manager.known():
+			add(".report."+r.name+".submit", "only a dependent pipeline may submit")
+		case p.Manager == Dependent:
+			add(".report."+r.name+".submit", "only the success report may submit")
+		}
+	}
+	if p.Manager == Dependent && (p.Report.Success == nil || !p.Report.Success.Submit) {
+		add(".report.success.submit", "a dependent pipeline must submit on success, or items behind would be tested on changes that never merge")
+	}
+	return errs
+}
+
+// compile fills the window defaults and checks them.
+func (w *WindowConfig) compile(path string) []ConfigError {
+	var errs []ConfigError
+	add := func(sub, format string, args ...any) {
+		errs = append(errs, ConfigError{Path: path + sub, Msg: fmt.Sprintf(format, args...)})
+	}
 	if w.Initial == 0 {
 		w.Initial = DefaultWindow
 	}
 	if w.Floor == 0 {
 		w.Floor = DefaultWindowFloor
+		if w.Initial < w.Floor {
+			w.Floor = w.Initial
+		}
 	}
 	if w.IncreaseType == "" {
 		w.IncreaseType = "linear"
@@ -357,48 +410,52 @@ func (p *PipelineConfig) compile(path string) []ConfigError {
 			w.DecreaseFactor = 1
 		}
 	}
-	for _, kv := range [][2]string{{".window.increase-type", w.IncreaseType}, {".window.decrease-type", w.DecreaseType}} {
+	for _, kv := range [][2]string{{".increase-type", w.IncreaseType}, {".decrease-type", w.DecreaseType}} {
 		if kv[1] != "linear" && kv[1] != "exponential" {
 			add(kv[0], "unknown window type %q (want linear or exponential)", kv[1])
 		}
 	}
-	if w.Floor < 1 {
-		add(".window.floor", "window floor must be at least 1, not %d", w.Floor)
+	switch {
+	case w.Initial < 0:
+		add(".initial", "the window must be positive, not %d", w.Initial)
+	case w.Floor < 1:
+		add(".floor", "the window floor must be at least 1, not %d", w.Floor)
+	case w.Initial < w.Floor:
+		add(".initial", "initial window %d is below the floor %d", w.Initial, w.Floor)
 	}
-	if w.Initial < w.Floor {
-		add(".window.initial", "initial window %d is below the floor %d", w.Initial, w.Floor)
+	switch {
+	case w.Ceiling < 0:
+		add(".ceiling", "the window ceiling must be positive (or 0 for none), not %d", w.Ceiling)
+	case w.Ceiling != 0 && w.Ceiling < w.Initial:
+		add(".ceiling", "window ceiling %d is below the initial window %d", w.Ceiling, w.Initial)
 	}
-	if w.Ceiling != 0 && w.Ceiling < w.Initial {
-		add(".window.ceiling", "window ceiling %d is below the initial window %d", w.Ceiling, w.Initial)
+	// Written as !(x > y) so that NaN fails too.
+	if min := map[bool]float64{true: 1, false: 0}[w.IncreaseType == "exponential"]; !(w.IncreaseFactor > min) || w.IncreaseFactor > maxWindowFactor {
+		add(".increase-factor", "increase factor %g would not grow the window sensibly", w.IncreaseFactor)
 	}
-	if w.IncreaseType == "exponential" && w.IncreaseFactor <= 1 || w.IncreaseFactor <= 0 {
-		add(".window.increase-factor", "increase factor %g would not grow the window", w.IncreaseFactor)
-	}
-	if w.DecreaseType == "exponential" && w.DecreaseFactor <= 1 || w.DecreaseFactor <= 0 {
-		add(".window.decrease-factor", "decrease factor %g would not shrink the window", w.DecreaseFactor)
-	}
-	if p.Manager == Dependent {
-		if p.Report.Success == nil || !p.Report.Success.Submit {
-			add(".report.success.submit", "a dependent pipeline must submit on success, or items behind would be tested on changes that never merge")
-		}
-	} else {
-		for o, r := range map[string]*Reporter{"start": p.Report.Start, "success": p.Report.Success, "failure": p.Report.Failure,
-			"merge-conflict": p.Report.MergeConflict, "config-error": p.Report.ConfigError} {
-			if r != nil && r.Submit {
-				add(".report."+o+".submit", "only a dependent pipeline may submit")
-			}
-		}
-	}
-	if p.Report.Start != nil && p.Report.Start.Submit {
-		add(".report.start.submit", "the start report cannot submit")
-	}
-	for o, r := range map[string]*Reporter{"failure": p.Report.Failure, "merge-conflict": p.Report.MergeConflict, "config-error": p.Report.ConfigError} {
-		if r != nil && r.Submit && p.Manager == Dependent {
-			add(".report."+o+".submit", "only the success report may submit")
-		}
+	if min := map[bool]float64{true: 1, false: 0}[w.DecreaseType == "exponential"]; !(w.DecreaseFactor > min) || w.DecreaseFactor > maxWindowFactor {
+		add(".decrease-factor", "decrease factor %g would not shrink the window sensibly", w.DecreaseFactor)
 	}
 	return errs
 }
+
+// maxWindowFactor bounds window factors; maxWindow bounds the window
+// itself when no ceiling is set.
+const (
+	maxWindowFactor = 1000
+	maxWindow       = 10000
+)
+
+var validLabel = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
+
+func (r *Reporter) labels() map[string]int {
+	if r == nil {
+		return nil
+	}
+	return r.Labels
+}
+
+func (m Manager) known() bool { return m == Independent || m == Dependent || m == Supercedent }
 
 func compileApprovals(path string, in []ApprovalMatch, add func(string, string, ...any)) []ApprovalMatch {
 	out := make([]ApprovalMatch, len(in))
@@ -411,11 +468,11 @@ func compileApprovals(path string, in []ApprovalMatch, add func(string, string, 
 			add(ap+".value", "an approval needs at least one value")
 		}
 		if a.Username != "" {
-			r, err := regexp.Compile(anchor(a.Username))
-			if err != nil {
+			if _, err := regexp.Compile(a.Username); err != nil {
 				add(ap+".username", "bad regular expression %q: %v", a.Username, err)
+			} else {
+				a.userRE = regexp.MustCompile(anchor(a.Username))
 			}
-			a.userRE = r
 		}
 		out[i] = a
 	}
@@ -435,5 +492,5 @@ var knownEventTypes = map[string]bool{
 	"change-abandoned": true, "change-restored": true, "ref-updated": true,
 	"topic-changed": true, "wip-state-changed": true, "private-state-changed": true,
 	"hashtags-changed": true, "reviewer-added": true, "vote-deleted": true,
-	"project-created": true,
+	"project-created": true, "change-deleted": true,
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -376,14 +375,6 @@ func (h *harness) mergeFor(a Action) *MergeResult {
 	return &MergeResult{BuildSet: a.BuildSet, Commits: commits}
 }
 
-func (h *harness) releasePrepares() {
-	held := h.heldPrepares
-	h.heldPrepares = nil
-	for _, a := range held {
-		h.apply(Event{Merge: h.mergeFor(a)})
-	}
-}
-
 func (h *harness) name(s Spec) string {
 	if s.Number == 0 {
 		return s.Project + ":" + strings.TrimPrefix(s.Ref, "refs/heads/") + "@" + s.Commit
@@ -566,16 +557,6 @@ func checkStructure(cfg *Config, s *State) string {
 		}
 	}
 	return ""
-}
-
-// keysOf sorts map keys of any string-keyed map (test output).
-func keysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (h *harness) admin(a AdminEvent) { h.apply(Event{Admin: &a}) }

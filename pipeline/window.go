@@ -18,6 +18,9 @@ func (t *tx) growWindow(pc *PipelineConfig, q *Queue) {
 	if w.Ceiling > 0 && n > w.Ceiling {
 		n = w.Ceiling
 	}
+	if n > maxWindow || n < 0 { // overflow of a large factor
+		n = maxWindow
+	}
 	q.Window = n
 }
 
