@@ -32,7 +32,7 @@ type DependsOn struct {
 }
 
 var (
-	dependsOnLine = regexp.MustCompile(`(?im)^[ \t]*depends-on:[ \t]*(\S+)[ \t]*$`)
+	dependsOnLine = regexp.MustCompile(`(?im)^[ \t]*depends-on:[ \t]*(\S+)[ \t\r]*$`)
 	changeIDRE    = regexp.MustCompile(`^I[0-9a-fA-F]{40}$`)
 	// https://host[/prefix]/c/<project>/+/<number>[/...] or
 	// https://host[/prefix]/#/c/<number>[/...] or https://host/<number>
@@ -48,7 +48,7 @@ var (
 // Zuul ignore them.
 func ParseDependsOn(message string) []DependsOn {
 	var out []DependsOn
-	seen := map[string]bool{}
+	seen := map[DependsOn]bool{}
 	for _, m := range dependsOnLine.FindAllStringSubmatch(message, -1) {
 		raw := strings.TrimRight(m[1], trailerChar)
 		raw = strings.TrimPrefix(raw, "<")
@@ -56,7 +56,8 @@ func ParseDependsOn(message string) []DependsOn {
 		if !ok {
 			continue
 		}
-		key := string(d.Kind) + "|" + d.Host + "|" + d.Project + "|" + strconv.Itoa(d.Number) + "|" + d.ChangeID
+		key := d
+		key.Raw = ""
 		if seen[key] {
 			continue
 		}
@@ -92,7 +93,29 @@ func parseDependsOnRef(raw string) (DependsOn, bool) {
 		if err != nil || n <= 0 {
 			return d, false
 		}
+		project = unescapePath(project)
 		d.Kind, d.Host, d.Project, d.Number = DependsOnURL, host, project, n
 	}
 	return d, true
+}
+
+// unescapePath decodes %XX escapes (Gerrit writes a project's slashes as
+// %2F in URLs); a malformed escape leaves the text as it was. It stands in
+// for net/url, which the core does not import.
+func unescapePath(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -90,7 +90,9 @@ func (p *PipelineState) addQueue(q *Queue) {
 func (p *PipelineState) removeQueue(q *Queue) {
 	for i, o := range p.Queues {
 		if o == q {
-			p.Queues = append(p.Queues[:i:i], p.Queues[i+1:]...)
+			copy(p.Queues[i:], p.Queues[i+1:])
+			p.Queues[len(p.Queues)-1] = nil
+			p.Queues = p.Queues[:len(p.Queues)-1]
 			break
 		}
 	}

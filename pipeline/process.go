@@ -11,7 +11,7 @@ import (
 func (t *tx) processQueue(pc *PipelineConfig, p *PipelineState, q *Queue) bool {
 	changed := false
 	var nnfi *Item
-	chains := make(map[string][]Spec, len(q.Items))
+	chains := make(map[string]*chain, len(q.Items))
 	for _, it := range append([]*Item(nil), q.Items...) {
 		if it.gone {
 			continue
@@ -23,7 +23,7 @@ func (t *tx) processQueue(pc *PipelineConfig, p *PipelineState, q *Queue) bool {
 	return changed
 }
 
-func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Item, nnfi *Item, chains map[string][]Spec) (changed bool, next *Item) {
+func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Item, nnfi *Item, chains map[string]*chain) (changed bool, next *Item) {
 	next = nnfi
 	if why := t.unmetNeed(p, it, chains); why != "" {
 		if it.Live {
@@ -41,7 +41,7 @@ func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Ite
 			t.cancelBuild(p, it, "a needed change is failing")
 			changed = true
 		}
-		chains[it.ID] = t.chain(pc, it, chains)
+		chains[it.ID] = t.chainOf(pc, it, chains)
 	} else {
 		if pc.Manager == Dependent {
 			want := ""
@@ -53,7 +53,7 @@ func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Ite
 				changed = true
 			}
 		}
-		chain := t.chain(pc, it, chains)
+		chain := t.chainOf(pc, it, chains)
 		chains[it.ID] = chain
 		if it.Live {
 			if t.ensureBuildSet(p, it, chain) {
@@ -87,14 +87,14 @@ func (t *tx) processItem(pc *PipelineConfig, p *PipelineState, q *Queue, it *Ite
 
 // unmetNeed returns which needed change is neither merged nor ahead of the
 // item, if one is not.
-func (t *tx) unmetNeed(p *PipelineState, it *Item, chains map[string][]Spec) string {
+func (t *tx) unmetNeed(p *PipelineState, it *Item, chains map[string]*chain) string {
 	for _, n := range it.Change.Needs {
 		if n.Merged {
 			continue
 		}
 		ok := false
-		for _, s := range chains[it.Ahead] {
-			if s.Number != 0 && s.Key() == n.Change && (n.Patchset == 0 || n.Patchset == s.Patchset) {
+		for c := chains[it.Ahead]; c != nil; c = c.prev {
+			if s := c.spec; s.Number != 0 && s.Key() == n.Change && (n.Patchset == 0 || n.Patchset == s.Patchset) {
 				ok = true
 				break
 			}
@@ -124,17 +124,40 @@ func (t *tx) failingNeed(p *PipelineState, it *Item) string {
 	return ""
 }
 
-// chain is the speculative change list of an item: the items it is tested
+// chain is the speculative change list of an item as a list linked
+// backwards through the items it is tested on top of, so that a pass over a
+// queue builds every item's list in constant time and space per item.
+type chain struct {
+	spec Spec
+	prev *chain
+	n    int
+}
+
+// chainOf is the speculative change list of an item: the items it is tested
 // on top of, then itself. A supercedent item stands alone.
-func (t *tx) chain(pc *PipelineConfig, it *Item, chains map[string][]Spec) []Spec {
+func (t *tx) chainOf(pc *PipelineConfig, it *Item, chains map[string]*chain) *chain {
 	own := specOf(&it.Change)
 	if pc.Manager == Supercedent {
-		return []Spec{own}
+		return &chain{spec: own, n: 1}
 	}
 	ahead := chains[it.Ahead]
-	out := make([]Spec, 0, len(ahead)+1)
-	out = append(out, ahead...)
-	return append(out, own)
+	n := 1
+	if ahead != nil {
+		n += ahead.n
+	}
+	return &chain{spec: own, prev: ahead, n: n}
+}
+
+// specs returns the list, head first.
+func (c *chain) specs() []Spec {
+	if c == nil {
+		return nil
+	}
+	out := make([]Spec, c.n)
+	for x, i := c, c.n-1; x != nil; x, i = x.prev, i-1 {
+		out[i] = x.spec
+	}
+	return out
 }
 
 func (t *tx) actionable(pc *PipelineConfig, q *Queue, it *Item) bool {
@@ -176,52 +199,45 @@ func hasItemsBehind(q *Queue, it *Item) bool {
 // replacing (and cancelling) one that no longer matches. Changes that have
 // merged since the buildset was made are part of the branch now and do not
 // count as a difference.
-func (t *tx) ensureBuildSet(p *PipelineState, it *Item, chain []Spec) bool {
+func (t *tx) ensureBuildSet(p *PipelineState, it *Item, c *chain) bool {
 	bs := it.BuildSet
 	if bs != nil && bs.Merge == MergeNone && bs.Build == nil {
 		// Nothing was asked for this buildset yet: keep it exact.
-		if equalSpecs(bs.Changes, chain) {
+		if sameChanges(bs.Changes, nil, c) {
 			return false
 		}
-		bs.Changes = chain
+		bs.Changes = c.specs()
 		bs.Merged = nil
 		return true
 	}
-	if bs != nil && sameChanges(bs, chain) && (bs.Build == nil || !bs.Build.Cancelled) {
+	if bs != nil && sameChanges(bs.Changes, bs.Merged, c) && (bs.Build == nil || !bs.Build.Cancelled) {
 		return false
 	}
 	if bs != nil {
 		t.cancelBuild(p, it, "the changes ahead of it changed")
 	}
 	it.Attempts++
-	p.setBuildSet(it, &BuildSet{ID: fmt.Sprintf("%s.%d", it.ID, it.Attempts), Changes: chain, CreatedAt: t.now})
+	p.setBuildSet(it, &BuildSet{ID: fmt.Sprintf("%s.%d", it.ID, it.Attempts), Changes: c.specs(), CreatedAt: t.now})
 	return true
 }
 
-func equalSpecs(a, b []Spec) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
+// sameChanges reports whether list, less the changes in merged, is the
+// chain c.
+func sameChanges(list []Spec, merged []ChangeKey, c *chain) bool {
+	i := len(list) - 1
+	for ; c != nil; c = c.prev {
+		for i >= 0 && list[i].Number != 0 && containsKey(merged, list[i].Key()) {
+			i--
+		}
+		if i < 0 || list[i] != c.spec {
 			return false
 		}
+		i--
 	}
-	return true
-}
-
-func sameChanges(bs *BuildSet, chain []Spec) bool {
-	i := 0
-	for _, s := range bs.Changes {
-		if s.Number != 0 && containsKey(bs.Merged, s.Key()) {
-			continue
-		}
-		if i >= len(chain) || chain[i] != s {
-			return false
-		}
-		i++
+	for i >= 0 && list[i].Number != 0 && containsKey(merged, list[i].Key()) {
+		i--
 	}
-	return i == len(chain)
+	return i < 0
 }
 
 // advance moves an active item's buildset one step: ask for the merge, then
