@@ -27,7 +27,9 @@ type TriggerEvent struct {
 	OldRev string `json:"oldRev,omitempty"`
 	NewRev string `json:"newRev,omitempty"`
 	// Change is the change as Gerrit shows it after the event (nil for ref
-	// updates).
+	// updates): a full snapshot from REST (current patchset, approvals,
+	// needs), not only what the stream event carried. It replaces the
+	// snapshot of queued items of the same patchset.
 	Change *Change `json:"change,omitempty"`
 	// Patchset is the patchset the event is about (0: the current one).
 	Patchset int `json:"patchset,omitempty"`
