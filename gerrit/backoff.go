@@ -13,37 +13,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seakeeper-ci/seakeeper/internal/clock"
+
 	"golang.org/x/crypto/ssh"
 )
 
 // Clock is the stream client's source of time: timestamps, keepalive
 // intervals and reconnect delays. Tests inject their own; the zero
 // StreamConfig uses the system clock.
-type Clock interface {
-	Now() time.Time
-	NewTimer(d time.Duration) Timer
-}
+type Clock = clock.Clock
 
 // Timer is a one-shot timer of a Clock, like time.Timer.
-type Timer interface {
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; it reports whether it did.
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock is the Clock of package time.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// NewTimer returns a time.Timer.
-func (SystemClock) NewTimer(d time.Duration) Timer { return systemTimer{time.NewTimer(d)} }
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
+type SystemClock = clock.System
 
 // Backoff spaces reconnect attempts: the delay starts at Min, doubles with
 // every attempt that does not lead to a lasting connection, and is capped

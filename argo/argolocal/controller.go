@@ -11,7 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/seakeeper-ci/seakeeper/internal/clock"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
@@ -48,30 +49,13 @@ type Config struct {
 }
 
 // Clock is the controller's source of time.
-type Clock interface {
-	Now() time.Time
-	NewTimer(d time.Duration) Timer
-}
+type Clock = clock.Clock
 
 // Timer is a one-shot timer of a Clock, like time.Timer.
-type Timer interface {
-	C() <-chan time.Time
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock is the Clock of package time.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// NewTimer returns a time.Timer.
-func (SystemClock) NewTimer(d time.Duration) Timer { return systemTimer{time.NewTimer(d)} }
-
-type systemTimer struct{ t *time.Timer }
-
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
+type SystemClock = clock.System
 
 // Controller runs Workflows on this machine. Create it with New, start it
 // with Run.
