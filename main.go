@@ -1,6 +1,3 @@
-// Command seakeeper is a gating daemon for Gerrit: it tests changes in
-// pipelines on Kubernetes with Argo Workflows, votes, and merges what passes.
-// See README.md.
 package main
 
 import (
