@@ -643,16 +643,19 @@ func TestKubeForbiddenNamespaces(t *testing.T) {
 	adapterCfg := c.ProjectNamespace(t, home, adapterVerbs())
 	closed, closedNS := newProject(c, "closed")
 	c.CreateNamespace(t, closedNS)
+	nowatch, nowatchNS := newProject(c, "nowatch")
+	c.CreateNamespace(t, nowatchNS)
+	c.Grant(t, nowatchNS, home, "seakeeper", map[string][]string{"workflows": {"create", "get", "list", "patch", "delete"}})
 	readonly, readonlyNS := newProject(c, "readonly")
 	c.CreateNamespace(t, readonlyNS)
 	c.Grant(t, readonlyNS, home, "seakeeper", map[string][]string{"workflows": {"get", "list", "watch"}})
-	a := startAdapter(t, adapterCfg, configs{closed: echoConfig, readonly: echoConfig}, func(o *argo.Options) {
+	a := startAdapter(t, adapterCfg, configs{closed: echoConfig, readonly: echoConfig, nowatch: echoConfig}, func(o *argo.Options) {
 		o.Namespaces = []string{home}
 	})
 
 	for i, tc := range []struct {
 		project, verb string
-	}{{closed, "list"}, {readonly, "create"}} {
+	}{{closed, "list"}, {readonly, "create"}, {nowatch, "watch"}} {
 		act := gateAction(tc.project, 51+i, 1, fakeSHA(1), fakeSHA(2))
 		a.submit(t, act)
 		r := a.res.final(t, act.BuildSet)

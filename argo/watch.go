@@ -73,6 +73,16 @@ func (a *Adapter) ensureWatch(ctx context.Context, ns string) error {
 		if err != nil && !transient(err) {
 			return permanent{fmt.Errorf("cannot list workflows in namespace %q: %w", ns, err)}
 		}
+		// Nor does it report a refused watch: it re-lists with a growing
+		// backoff and results arrive late, silently. Probe the watch too.
+		probe := int64(1)
+		pw, err := a.opts.Client.ArgoprojV1alpha1().Workflows(ns).Watch(ctx, metav1.ListOptions{LabelSelector: LabelBuildSet, TimeoutSeconds: &probe})
+		if err != nil && !transient(err) {
+			return permanent{fmt.Errorf("cannot watch workflows in namespace %q: %w", ns, err)}
+		}
+		if err == nil {
+			pw.Stop()
+		}
 		f := externalversions.NewSharedInformerFactoryWithOptions(a.opts.Client, a.opts.Resync,
 			externalversions.WithNamespace(ns),
 			externalversions.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelBuildSet }))
