@@ -275,3 +275,25 @@ func hasVote(votes []gerrittest.Vote, label string, value int, user, tag string)
 	}
 	return false
 }
+
+func TestGerrittestProjectSubmitPolicy(t *testing.T) {
+	srv, c := newGerrittest(t)
+	ctx := context.Background()
+	for i, st := range []gerrittest.SubmitType{gerrittest.MergeIfNecessary, gerrittest.MergeAlways,
+		gerrittest.FastForwardOnly, gerrittest.RebaseIfNecessary, gerrittest.RebaseAlways, gerrittest.CherryPick} {
+		project := "org/policy-" + strconv.Itoa(i)
+		if err := srv.CreateProject(project, st); err != nil {
+			t.Fatal(err)
+		}
+		got, contentMerge, err := c.ProjectSubmitPolicy(ctx, project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(st) || !contentMerge {
+			t.Errorf("%s: got %s (content merge %v), want %s (true)", project, got, contentMerge, st)
+		}
+	}
+	if _, _, err := c.ProjectSubmitPolicy(ctx, "org/missing"); !errors.Is(err, gerrit.ErrNotFound) {
+		t.Errorf("missing project: %v, want ErrNotFound", err)
+	}
+}

@@ -205,6 +205,37 @@ func (c *Client) BranchTip(ctx context.Context, project, branch string) (string,
 	return bi.Revision, nil
 }
 
+// ProjectSubmitPolicy returns how Gerrit submits changes of a project: its
+// effective submit type (MERGE_IF_NECESSARY, REBASE_ALWAYS, ...) and
+// whether content merges are allowed, from GET /projects/{p}/config. The
+// merger needs both to predict Gerrit's result.
+func (c *Client) ProjectSubmitPolicy(ctx context.Context, project string) (submitType string, contentMerge bool, err error) {
+	var ci struct {
+		DefaultSubmitType *struct {
+			Value string `json:"value"`
+		} `json:"default_submit_type"`
+		SubmitType      string `json:"submit_type"`
+		UseContentMerge *struct {
+			Value *bool `json:"value"`
+		} `json:"use_content_merge"`
+	}
+	if err := c.do(ctx, http.MethodGet, "projects/"+url.PathEscape(project)+"/config", nil, &ci); err != nil {
+		return "", false, err
+	}
+	submitType = ci.SubmitType
+	if ci.DefaultSubmitType != nil && ci.DefaultSubmitType.Value != "" {
+		submitType = ci.DefaultSubmitType.Value
+	}
+	if submitType == "" || submitType == "INHERIT" {
+		return "", false, fmt.Errorf("gerrit: project %s: no effective submit type in its config", project)
+	}
+	contentMerge = true // Gerrit's default
+	if ci.UseContentMerge != nil && ci.UseContentMerge.Value != nil {
+		contentMerge = *ci.UseContentMerge.Value
+	}
+	return submitType, contentMerge, nil
+}
+
 // ProjectConfigFile reads a file of the project's refs/meta/config and
 // returns it with the revision of refs/meta/config. The revision is read
 // first, so the content is never older than it: a cache keyed by it may

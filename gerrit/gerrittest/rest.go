@@ -118,6 +118,8 @@ func (s *Server) route(q *restRequest) {
 		s.deleteVoteREST(q, segs[1], segs[3], segs[5])
 	case is("GET", "projects", "*"):
 		s.getProject(q, segs[1])
+	case is("GET", "projects", "*", "config"):
+		s.getProjectConfig(q, segs[1])
 	case is("GET", "projects", "*", "branches", "*"):
 		s.getBranch(q, segs[1], segs[3])
 	case is("GET", "projects", "*", "branches", "*", "files", "*", "content"):
@@ -309,6 +311,26 @@ func (s *Server) getProject(q *restRequest, name string) {
 	}
 	writeJSON(q, http.StatusOK, map[string]any{
 		"id": url.QueryEscape(p.name), "name": p.name, "parent": "All-Projects", "state": "ACTIVE",
+	})
+}
+
+// getProjectConfig answers GET /projects/{name}/config with the parts of a
+// ConfigInfo that concern submitting: the effective submit type (Gerrit 3
+// writes it as default_submit_type, older servers as submit_type) and
+// whether content merges are allowed (always, in the fake).
+func (s *Server) getProjectConfig(q *restRequest, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.projectLocked(name)
+	if err != nil {
+		writeError(q.w, err)
+		return
+	}
+	t := string(p.submitType)
+	writeJSON(q, http.StatusOK, map[string]any{
+		"default_submit_type": map[string]any{"value": t, "configured_value": t, "inherited_value": "MERGE_IF_NECESSARY"},
+		"submit_type":         t,
+		"use_content_merge":   map[string]any{"value": true, "configured_value": "TRUE", "inherited_value": true},
 	})
 }
 
