@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +45,39 @@ nothing but FILE: the key and password files it names are not opened.`,
 			return nil
 		},
 	}
+}
+
+func serveCommand(stderr io.Writer) *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the daemon against the Gerrit and Kubernetes named in the configuration",
+		Long: `serve runs the gating daemon: it reads Gerrit's event stream, prepares
+speculative git states, runs Argo Workflows and reports back to Gerrit. It logs
+JSON lines to stderr and stops cleanly on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				return fmt.Errorf("serve: --config FILE is required")
+			}
+			cfg, err := scheduler.LoadConfig(configFile)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitCode(1)
+			}
+			log := slog.New(slog.NewJSONHandler(stderr, nil))
+			slog.SetDefault(log)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := scheduler.Serve(ctx, cfg, scheduler.ServeOptions{Logger: log}); err != nil {
+				log.Error("seakeeper serve failed", "err", err)
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "the main configuration file")
+	return cmd
 }
 
 // notYetCommand is a command whose implementation arrives with a later

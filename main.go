@@ -53,7 +53,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		versionCommand(stdout),
 		checkConfigCommand(stdout, stderr),
-		notYetCommand("serve", "Run the daemon", 1, stderr),
+		serveCommand(stderr),
 		notYetCommand("demo", "Run Seakeeper against a fake Gerrit and a local Argo stand-in", 0, stdout),
 		notYetCommand("simulate", "Simulate gate throughput with a virtual clock", 1, stderr),
 	)

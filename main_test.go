@@ -70,7 +70,6 @@ func TestNotYet(t *testing.T) {
 		onStdout bool
 	}{
 		{"demo", 0, true},
-		{"serve", 1, false},
 		{"simulate", 1, false},
 	} {
 		code, out, errOut := seakeeper(t, tc.cmd)
