@@ -68,6 +68,10 @@ type KubernetesConfig struct {
 	MaxWorkflows int `yaml:"max-workflows"`
 	// TTL is how long a finished workflow is kept (default 24h).
 	TTL time.Duration `yaml:"ttl"`
+	// CreateNamespaces lets the daemon create a project's namespace, labelled
+	// as Seakeeper's, the first time it runs a workflow there (needs create on
+	// namespaces). Off by default: namespaces are then made by the operator.
+	CreateNamespaces bool `yaml:"create-namespaces"`
 }
 
 // WebConfig configures the HTTP servers.

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -151,9 +154,18 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		Pipelines: names,
 		NotFound:  func(err error) bool { return errors.Is(err, gerrit.ErrNotFound) },
 	})
+	var nsClient corev1client.NamespaceInterface
+	if cfg.Kubernetes.CreateNamespaces {
+		kc, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("kubernetes: %w", err)
+		}
+		nsClient = kc.CoreV1().Namespaces()
+	}
 	adapter, err := argo.New(argo.Options{
-		Client:  wfClient,
-		Configs: configs,
+		NamespaceClient: nsClient,
+		Client:          wfClient,
+		Configs:         configs,
 		Render: argo.RenderOptions{
 			NamespaceTemplate: cfg.Kubernetes.Namespace,
 			InternalURL:       cfg.Web.InternalURL,

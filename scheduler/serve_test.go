@@ -62,6 +62,7 @@ const serveMainConfig = `gerrit:
   http-password-file: http-password
 kubernetes:
   kubeconfig: %q
+  create-namespaces: true
   max-workflows: 4
   ttl: 1h
 state-dir: state
@@ -129,10 +130,10 @@ func TestServeGatesChange(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kubernetes: the project's namespace, argolocal running its
-	// Workflows, and a kubeconfig for the daemon.
+	// Kubernetes: argolocal running the Workflows of the project's
+	// namespace, which the daemon creates (create-namespaces), and a
+	// kubeconfig for the daemon.
 	ns := argo.Namespace("", project)
-	c.CreateNamespace(t, ns)
 	kubeconfig := kubetest.WriteKubeconfig(t, c.AdminConfig(), "")
 	startServeArgolocal(t, c, ns)
 
