@@ -6,7 +6,6 @@ package argo_test
 // that a call they were not meant to make fails with Forbidden.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +28,7 @@ import (
 	"github.com/seakeeper-ci/seakeeper/argo"
 	"github.com/seakeeper-ci/seakeeper/argo/argolocal"
 	"github.com/seakeeper-ci/seakeeper/internal/kubetest"
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
 
@@ -98,30 +99,13 @@ func (s configs) ConfigFile(_ context.Context, project, path string) ([]byte, st
 
 // testLog is a logger whose lines are printed only if tb fails.
 func testLog(tb testing.TB, name string) *slog.Logger {
-	w := &lockedBuffer{}
+	w := &testlog.Buffer{}
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("log of %s:\n%s", name, w.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // adapter is a started argo.Adapter and what it delivered.

@@ -1,7 +1,6 @@
 package gerrit
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -12,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
 
@@ -126,28 +125,10 @@ func TestReviewRetriedAfter503IsAppliedOnce(t *testing.T) {
 	}
 }
 
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRetryAfterHonouredAndLogged(t *testing.T) {
 	f := newRESTFake(t)
 	oneChange(f, "p", 1)
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	c := f.client(t, func(cfg *ClientConfig) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -237,7 +218,7 @@ func TestServerErrorsRetriedUntilRetryMax(t *testing.T) {
 
 func TestConnectionErrorIsRetriedAndTransient(t *testing.T) {
 	f := newRESTFake(t)
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	c := f.client(t, func(cfg *ClientConfig) {
 		cfg.RetryMax = 2
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

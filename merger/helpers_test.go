@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
 
@@ -196,12 +197,12 @@ func (w *worktree) tree(rev string) string { w.t.Helper(); return w.git("rev-par
 
 // newMerger makes a merger over upstreams under root (Source maps a
 // project to root/<project>.git).
-func newMerger(t testing.TB, root string, policy func(string) Policy, logw *syncBuffer) *Merger {
+func newMerger(t testing.TB, root string, policy func(string) Policy, logw *testlog.Buffer) *Merger {
 	t.Helper()
 	return newMergerIn(t, t.TempDir(), root, policy, logw)
 }
 
-func newMergerIn(t testing.TB, dir, root string, policy func(string) Policy, logw *syncBuffer) *Merger {
+func newMergerIn(t testing.TB, dir, root string, policy func(string) Policy, logw *testlog.Buffer) *Merger {
 	t.Helper()
 	cfg := Config{
 		Dir:      dir,
@@ -255,22 +256,4 @@ func commitOf(t testing.TB, res pipeline.MergeResult, project, branch string) st
 	}
 	t.Fatalf("no commit for %s %s in %+v", project, branch, res.Commits)
 	return ""
-}
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
 
@@ -102,12 +103,12 @@ func TestBrokenMirrorIsReCloned(t *testing.T) {
 	root := t.TempDir()
 	_, _, changes := fourChanges(t, root, "p")
 	state := t.TempDir()
-	var log syncBuffer
+	var log testlog.Buffer
 	m := newMergerIn(t, state, root, nil, &log)
 	want := mustPrepare(t, m, "x.1", changes, "")
 
 	// A restart reuses a healthy mirror.
-	log = syncBuffer{}
+	log = testlog.Buffer{}
 	m = newMergerIn(t, state, root, nil, &log)
 	mustPrepare(t, m, "x.2", changes, "")
 	if s := log.String(); strings.Contains(s, "cloning") {
@@ -131,7 +132,7 @@ func TestBrokenMirrorIsReCloned(t *testing.T) {
 		if err := breakIt(m.repoDir("p")); err != nil {
 			t.Fatal(err)
 		}
-		log = syncBuffer{}
+		log = testlog.Buffer{}
 		m = newMergerIn(t, state, root, nil, &log)
 		got := mustPrepare(t, m, "x.3", changes, "")
 		if commitOf(t, got, "p", "master") != commitOf(t, want, "p", "master") {

@@ -7,10 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
 
-func newTestLogger(w *syncBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+func newTestLogger(w *testlog.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 var allTypes = []SubmitType{MergeIfNecessary, MergeAlways, FastForwardOnly, RebaseIfNecessary, RebaseAlways, CherryPick}
 

@@ -6,7 +6,6 @@ package scheduler_test
 // listener.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -18,9 +17,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
@@ -31,6 +30,7 @@ import (
 	"github.com/seakeeper-ci/seakeeper/argo/argolocal"
 	"github.com/seakeeper-ci/seakeeper/gerrit/gerrittest"
 	"github.com/seakeeper-ci/seakeeper/internal/kubetest"
+	"github.com/seakeeper-ci/seakeeper/internal/testlog"
 	"github.com/seakeeper-ci/seakeeper/scheduler"
 )
 
@@ -149,7 +149,7 @@ func TestServeGatesChange(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &serveLog{}
+	logs := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", logs.String())
@@ -240,7 +240,7 @@ func startServeArgolocal(t *testing.T, c *kubetest.Cluster, ns string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &serveLog{}
+	logs := &testlog.Buffer{}
 	ctl, err := argolocal.New(argolocal.Config{
 		Client:        cs,
 		Namespace:     ns,
@@ -307,24 +307,6 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// serveLog is a buffer safe for concurrent writers.
-type serveLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *serveLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *serveLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestEventTypes: the stream filter holds the triggers' event types and
