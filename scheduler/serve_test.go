@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"golang.org/x/crypto/ssh"
