@@ -22,7 +22,7 @@ func (t *tx) enqueue(pc *PipelineConfig, p *PipelineState, c *Change, patchset i
 		t.notice(pc, c.String(), fmt.Sprintf("not enqueued: the event is about patchset %d, the current one is %d", patchset, c.Patchset))
 		return false
 	}
-	if t.queued(p, c) {
+	if p.queued(c) {
 		return true
 	}
 	if pc.Manager == Dependent && !c.isOpen() {
@@ -48,7 +48,7 @@ func (t *tx) enqueue(pc *PipelineConfig, p *PipelineState, c *Change, patchset i
 
 // queued reports whether this patchset (or ref revision) is already a live
 // item of the pipeline.
-func (t *tx) queued(p *PipelineState, c *Change) bool {
+func (p *PipelineState) queued(c *Change) bool {
 	for _, it := range p.itemsFor(c) {
 		if it.Live && it.Change.Patchset == c.Patchset {
 			return true
@@ -211,7 +211,7 @@ func (t *tx) enqueueDependent(pc *PipelineConfig, p *PipelineState, c *Change, r
 		return behind[i].Project < behind[j].Project
 	})
 	for _, k := range behind {
-		if d := related[k]; d != nil && d.isOpen() && !t.queued(p, d) {
+		if d := related[k]; d != nil && d.isOpen() && !p.queued(d) {
 			t.enqueue(pc, p, d, 0, related, enqueueOpts{})
 		}
 	}

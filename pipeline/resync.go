@@ -16,11 +16,8 @@ func (e *Engine) ApprovalPipelines(s *State, c *Change) []string {
 		if pc.projRE != nil && !pc.projRE.MatchString(c.Project) {
 			continue
 		}
-		if p := s.Pipeline(pc.Name); p != nil {
-			t := &tx{e: e, s: s}
-			if t.queued(p, c) {
-				continue
-			}
+		if p := s.Pipeline(pc.Name); p != nil && p.queued(c) {
+			continue
 		}
 		if !pc.heldApprovalTrigger(c) || pc.unmet(c, c.Patchset) != "" {
 			continue
