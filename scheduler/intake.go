@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/seakeeper-ci/seakeeper/gerrit"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
@@ -36,6 +37,11 @@ more:
 	var evs []pipeline.Event
 	resync := false
 	for _, it := range items {
+		var lag time.Duration
+		if it.Event != nil && it.Event.EventCreatedOn > 0 {
+			lag = now.Sub(time.Unix(int64(it.Event.EventCreatedOn), 0))
+		}
+		s.o.Observer.StreamItem(it, lag)
 		if it.Err != nil {
 			s.log.Warn("gerrit stream", "err", it.Err)
 		}

@@ -22,6 +22,7 @@ type Scheduler struct {
 	sem   chan struct{} // bounds the workers (builds excepted)
 	wake  chan struct{} // a worker appended to the inbox or finished
 	cands chan resyncMsg
+	pub   publisher
 
 	// Owned by Run's goroutine.
 	state    *pipeline.State
@@ -66,6 +67,9 @@ func (s *Scheduler) Run(ctx context.Context, stream <-chan gerrit.StreamItem) er
 		return err
 	}
 	s.state = st
+	if err := s.pub.publish(st, s.o.Clock.Now(), true); err != nil {
+		return err
+	}
 	s.inflight = map[string]bool{}
 	s.retries = map[uint64]*enrichRetry{}
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -162,6 +166,7 @@ func (s *Scheduler) takeDone() []string {
 // turn applies the ready inbox entries and commits the result in one
 // transaction; only then are the emitted actions dispatched.
 func (s *Scheduler) turn(ctx context.Context) error {
+	start := time.Now()
 	entries, err := s.o.Store.Inbox(0)
 	if err != nil {
 		return err
@@ -174,6 +179,7 @@ func (s *Scheduler) turn(ctx context.Context) error {
 	events := s.enrichAll(ctx, batch)
 	var consumed []uint64
 	var emitted []pipeline.Action
+	var applied []pipeline.Event
 	for i, e := range batch {
 		ev := events[i]
 		if ev.fail {
@@ -184,6 +190,7 @@ func (s *Scheduler) turn(ctx context.Context) error {
 		if ev.drop {
 			continue
 		}
+		applied = append(applied, ev.event)
 		emitted = append(emitted, s.o.Engine.Apply(s.state, ev.event)...)
 	}
 	confirmed := s.takeDone()
@@ -205,9 +212,17 @@ func (s *Scheduler) turn(ctx context.Context) error {
 	if len(consumed) > 0 {
 		t.State = s.state
 	}
+	commitStart := time.Now()
 	if err := s.o.Store.Commit(t); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	commit := time.Since(commitStart)
+	if t.State != nil {
+		if err := s.pub.publish(s.state, s.o.Clock.Now(), false); err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+	}
+	s.o.Observer.Turn(TurnStats{Commit: commit, Total: time.Since(start), Applied: applied, Emitted: emitted, State: s.state})
 	for _, a := range notices {
 		s.log.Info("notice", actionAttrs(a, slog.String("reason", a.Reason))...)
 	}

@@ -84,6 +84,9 @@ type Options struct {
 	// gave no verdict on (the backoff doubles each time).
 	SubmitRetries int
 	RetryBackoff  time.Duration
+	// Observer is told about stream items and turns (metrics, readiness);
+	// nil means nobody listens.
+	Observer Observer
 }
 
 // New checks the options and returns a scheduler; Run starts it.
@@ -113,6 +116,9 @@ func New(o Options) (*Scheduler, error) {
 	}
 	if o.SubmitRetries <= 0 {
 		o.SubmitRetries = DefaultSubmitRetries
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = DefaultRetryBackoff

@@ -44,6 +44,37 @@ type ServeOptions struct {
 	NoSync bool
 	// ShutdownTimeout bounds the closing of the HTTP servers (default 5s).
 	ShutdownTimeout time.Duration
+	// Workflows, when set, is the Argo clientset to use instead of one
+	// made from the Kubernetes configuration (the demo passes a fake
+	// clientset that argolocal serves). Namespaces then creates project
+	// namespaces when kubernetes.create-namespaces is set.
+	Workflows  versioned.Interface
+	Namespaces corev1client.NamespaceInterface
+	// Observer is told about stream items and turns (metrics).
+	Observer Observer
+	// Public, when set, builds the handler of the public listener
+	// (web.listen: status page, API, metrics, health). It is called once
+	// the store is open and the scheduler exists, before anything runs.
+	Public func(Daemon) (http.Handler, error)
+	// Started, when set, is called with the listeners' addresses once
+	// they listen (tests and the demo use it with port 0).
+	Started func(Addrs)
+}
+
+// Daemon is what the public handler may read of a running daemon.
+type Daemon struct {
+	Scheduler *Scheduler
+	Store     *store.Store
+	// IsLeader reports whether this instance is the one acting (always
+	// true without leader election).
+	IsLeader func() bool
+	// Kubernetes checks that the Kubernetes API answers.
+	Kubernetes func(ctx context.Context) error
+}
+
+// Addrs are the addresses Serve listens on.
+type Addrs struct {
+	Public, Internal string
 }
 
 // streamEventTypes are the event types the daemon asks Gerrit for besides
@@ -106,15 +137,9 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	}
 
 	// Kubernetes.
-	restCfg := opts.RestConfig
-	if restCfg == nil {
-		if restCfg, err = kubeConfig(cfg.Kubernetes.Kubeconfig); err != nil {
-			return err
-		}
-	}
-	wfClient, err := versioned.NewForConfig(restCfg)
+	wfClient, nsClient, err := kubeClients(cfg, opts)
 	if err != nil {
-		return fmt.Errorf("kubernetes: %w", err)
+		return err
 	}
 
 	// Merger.
@@ -154,14 +179,6 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		Pipelines: names,
 		NotFound:  func(err error) bool { return errors.Is(err, gerrit.ErrNotFound) },
 	})
-	var nsClient corev1client.NamespaceInterface
-	if cfg.Kubernetes.CreateNamespaces {
-		kc, err := kubernetes.NewForConfig(restCfg)
-		if err != nil {
-			return fmt.Errorf("kubernetes: %w", err)
-		}
-		nsClient = kc.CoreV1().Namespaces()
-	}
 	adapter, err := argo.New(argo.Options{
 		NamespaceClient: nsClient,
 		Client:          wfClient,
@@ -183,30 +200,80 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		return fmt.Errorf("argo: %w", err)
 	}
 
-	// The internal git endpoint.
-	ln, err := net.Listen("tcp", cfg.Web.InternalListen)
+	sched, err := New(Options{
+		Engine:      engine,
+		Store:       st,
+		Gerrit:      client,
+		Merger:      m,
+		Builds:      adapter,
+		Logger:      log.With("component", "scheduler"),
+		SettleDelay: opts.SettleDelay,
+		StatusURL:   cfg.Web.PublicURL,
+		Observer:    opts.Observer,
+	})
 	if err != nil {
-		return fmt.Errorf("web.internal-listen: %w", err)
+		return err
 	}
+
+	// The listeners: the internal git endpoint and, when a handler is
+	// given, the public one.
 	mux := http.NewServeMux()
 	mux.Handle("/git/", m.Handler())
-	internal := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	var servers sync.WaitGroup
-	servers.Add(1)
-	go func() {
-		defer servers.Done()
-		if err := internal.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("internal server failed", "err", err)
+	handlers := []struct {
+		name, addr string
+		h          http.Handler
+	}{{"web.internal-listen", cfg.Web.InternalListen, mux}}
+	if opts.Public != nil {
+		h, err := opts.Public(Daemon{
+			Scheduler: sched,
+			Store:     st,
+			IsLeader:  func() bool { return true },
+			Kubernetes: func(context.Context) error {
+				_, err := wfClient.Discovery().ServerVersion()
+				return err
+			},
+		})
+		if err != nil {
+			return err
 		}
-	}()
+		handlers = append(handlers, struct {
+			name, addr string
+			h          http.Handler
+		}{"web.listen", cfg.Web.Listen, h})
+	}
+	var addrs []string
+	var servers sync.WaitGroup
+	var running []*http.Server
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
 		defer scancel()
-		if err := internal.Shutdown(sctx); err != nil {
-			internal.Close()
+		for _, srv := range running {
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+			}
 		}
 		servers.Wait()
 	}()
+	for _, hd := range handlers {
+		ln, err := net.Listen("tcp", hd.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", hd.name, err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		srv := &http.Server{Handler: hd.h, ReadHeaderTimeout: 30 * time.Second}
+		running = append(running, srv)
+		servers.Add(1)
+		go func() {
+			defer servers.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server failed", "listener", hd.name, "err", err)
+			}
+		}()
+	}
+	listening := Addrs{Internal: addrs[0]}
+	if len(addrs) > 1 {
+		listening.Public = addrs[1]
+	}
 
 	// The event stream; ref-updated of refs/meta/config refreshes the
 	// project's cached seakeeper.yaml before the scheduler sees it.
@@ -234,25 +301,46 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		}
 	}()
 
-	sched, err := New(Options{
-		Engine:      engine,
-		Store:       st,
-		Gerrit:      client,
-		Merger:      m,
-		Builds:      adapter,
-		Logger:      log.With("component", "scheduler"),
-		SettleDelay: opts.SettleDelay,
-		StatusURL:   cfg.Web.PublicURL,
-	})
-	if err != nil {
-		return err
-	}
 	log.Info("seakeeper serving", "gerrit", cfg.Gerrit.URL, "ssh", cfg.Gerrit.SSH,
-		"internal_listen", ln.Addr().String(), "pipelines", names)
+		"internal_listen", listening.Internal, "listen", listening.Public, "pipelines", names)
+	if opts.Started != nil {
+		opts.Started(listening)
+	}
 	err = sched.Run(runCtx, events)
 	cancel()
 	log.Info("seakeeper stopped", "err", err)
 	return err
+}
+
+// kubeClients returns the Argo clientset and, when project namespaces are
+// to be created, the namespace client.
+func kubeClients(cfg *Config, opts ServeOptions) (versioned.Interface, corev1client.NamespaceInterface, error) {
+	if opts.Workflows != nil {
+		ns := opts.Namespaces
+		if !cfg.Kubernetes.CreateNamespaces {
+			ns = nil
+		}
+		return opts.Workflows, ns, nil
+	}
+	restCfg := opts.RestConfig
+	if restCfg == nil {
+		var err error
+		if restCfg, err = kubeConfig(cfg.Kubernetes.Kubeconfig); err != nil {
+			return nil, nil, err
+		}
+	}
+	wf, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	if !cfg.Kubernetes.CreateNamespaces {
+		return wf, nil, nil
+	}
+	kc, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	return wf, kc.CoreV1().Namespaces(), nil
 }
 
 // kubeConfig loads the kubeconfig at path, or the in-cluster credentials
