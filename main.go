@@ -54,7 +54,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		versionCommand(stdout),
 		checkConfigCommand(stdout, stderr),
 		serveCommand(stderr),
-		notYetCommand("demo", "Run Seakeeper against a fake Gerrit and a local Argo stand-in", 0, stdout),
+		demoCommand(stdout, stderr),
 		notYetCommand("simulate", "Simulate gate throughput with a virtual clock", 1, stderr),
 	)
 	return root

@@ -69,7 +69,6 @@ func TestNotYet(t *testing.T) {
 		code     int
 		onStdout bool
 	}{
-		{"demo", 0, true},
 		{"simulate", 1, false},
 	} {
 		code, out, errOut := seakeeper(t, tc.cmd)
