@@ -35,5 +35,16 @@ echo "== kube-apiserver and etcd for the real Kubernetes API tier"
 # cached outside the repository; later runs print "cached".
 bash hack/kube-binaries.sh
 
+echo "== chromium for the browser tier (web/)"
+if ! command -v chromium >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ]; then
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	else
+		echo "test.sh: chromium is not installed and this is not root: install the Debian package chromium (apt-get install chromium) and run again" >&2
+		exit 1
+	fi
+fi
+
 echo "== go test -race"
 go test -race -count=1 ./...

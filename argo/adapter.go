@@ -48,6 +48,12 @@ type Options struct {
 	Backoff Backoff
 	Clock   clock.WithDelayedExecution
 	Log     *slog.Logger
+	// OnAPIError, when set, is called with every failed attempt of a
+	// Kubernetes API call the adapter retries (create, terminate, delete
+	// a workflow, create a namespace): op names the call. A cancelled
+	// context is not reported. Metrics count Kubernetes API errors with
+	// it; it must return at once.
+	OnAPIError func(op string, err error)
 }
 
 // Backoff is a retry schedule: Initial, doubling up to Max.
@@ -211,7 +217,7 @@ func (a *Adapter) Submit(ctx context.Context, act pipeline.Action) error {
 // while the config cannot be read.
 func (a *Adapter) prepare(ctx context.Context, act pipeline.Action) (*wfv1.Workflow, error) {
 	var cfg *ProjectConfig
-	err := a.retry(ctx, "read project config", func(ctx context.Context) error {
+	err := a.retry(ctx, opReadConfig, func(ctx context.Context) error {
 		var err error
 		cfg, err = a.opts.Configs.Get(ctx, act.Change.Project)
 		var ce *ConfigError
@@ -228,6 +234,24 @@ func (a *Adapter) prepare(ctx context.Context, act pipeline.Action) (*wfv1.Workf
 		return nil, err
 	}
 	return a.opts.Render.Render(act, w)
+}
+
+// opReadConfig is the retried operation that is not a Kubernetes call.
+const opReadConfig = "read project config"
+
+// apiError tells Options.OnAPIError about a failed attempt of op: errors
+// that carry a Kubernetes API status, and unmarked (transport) errors;
+// not the adapter's own verdicts (a refused adoption) nor cancellation.
+func (a *Adapter) apiError(op string, err error) {
+	if err == nil || a.opts.OnAPIError == nil || op == opReadConfig || errors.Is(err, context.Canceled) {
+		return
+	}
+	var status apierrors.APIStatus
+	var p permanent
+	var r retryable
+	if errors.As(err, &status) || !errors.As(err, &p) && !errors.As(err, &r) {
+		a.opts.OnAPIError(op, err)
+	}
 }
 
 // create creates the Workflow of e, or adopts the one already there.

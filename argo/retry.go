@@ -70,6 +70,7 @@ func (a *Adapter) retry(ctx context.Context, what string, op func(context.Contex
 	delay := a.opts.Backoff.Initial
 	for {
 		err := op(ctx)
+		a.apiError(what, err)
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return err
 		}

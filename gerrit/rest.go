@@ -55,6 +55,13 @@ type ClientConfig struct {
 	// URLs are built from it and Depends-On URLs naming its host are ours.
 	// Empty means URL.
 	WebURL string
+
+	// OnResponse, when set, is called after every HTTP attempt, retries
+	// included, with the response's status code, or with 0 and the
+	// transport error (metrics count Gerrit API errors with it). It is
+	// not called for attempts cut short by the caller's cancellation. It
+	// must return at once.
+	OnResponse func(status int, err error)
 }
 
 // Client is Seakeeper's Gerrit REST client: go-gerrit over a retrying HTTP
@@ -77,6 +84,7 @@ type Client struct {
 	log     *slog.Logger
 	timeout time.Duration
 	web     *url.URL
+	onResp  func(status int, err error)
 	// pageSize is the n= of paged queries; tests lower it.
 	pageSize int
 	now      func() time.Time
@@ -109,6 +117,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		log:      cfg.Logger,
 		timeout:  cfg.Timeout,
 		web:      web,
+		onResp:   cfg.OnResponse,
 		pageSize: 250,
 		now:      time.Now,
 	}
@@ -176,6 +185,13 @@ func readPasswordFile(path string) (string, error) {
 func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
+	}
+	if c.onResp != nil {
+		if err != nil {
+			c.onResp(0, err)
+		} else {
+			c.onResp(resp.StatusCode, nil)
+		}
 	}
 	if err != nil {
 		// Connection errors; the library's policy excludes TLS trust
