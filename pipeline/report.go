@@ -18,7 +18,11 @@ func (t *tx) report(pc *PipelineConfig, it *Item, o Outcome, body string, submit
 	if r == nil && o != OutcomeDequeued {
 		return nil
 	}
-	ra := &ReportAction{Outcome: o, Message: body, Submit: submit, Tag: tag(pc)}
+	ra := &ReportAction{Outcome: o, Message: body, Submit: submit, Tag: tag(pc), EnqueuedAt: it.EnqueuedAt}
+	if it.BuildSet != nil && it.BuildSet.Build != nil {
+		b := it.BuildSet.Build
+		ra.BuildStarted, ra.BuildFinished, ra.BuildURL = b.StartedAt, b.FinishedAt, b.URL
+	}
 	if r != nil {
 		if len(r.Labels) > 0 {
 			ra.Labels = make(map[string]int, len(r.Labels))

@@ -141,7 +141,11 @@ func finished(acts []pipeline.Action, now time.Time) []store.HistoryEntry {
 		}
 		out = append(out, store.HistoryEntry{Pipeline: a.Pipeline, Project: a.Change.Project, Branch: a.Change.Branch,
 			Change: a.Change.Number, Patchset: a.Change.Patchset, Ref: a.Change.Ref, Item: a.Item, BuildSet: a.BuildSet,
-			Outcome: string(a.Report.Outcome), FinishedAt: now})
+			Outcome: string(a.Report.Outcome), URL: a.Report.BuildURL, EnqueuedAt: a.Report.EnqueuedAt,
+			StartedAt: a.Report.BuildStarted, FinishedAt: a.Report.BuildFinished})
+		if out[len(out)-1].FinishedAt.IsZero() {
+			out[len(out)-1].FinishedAt = now
+		}
 	}
 	return out
 }

@@ -24,7 +24,10 @@ type HistoryEntry struct {
 	// pipeline.Outcome such as "success" or "failure", or "dequeued").
 	Outcome string `json:"outcome"`
 	// URL links to the build (the Argo UI), if any.
-	URL        string    `json:"url,omitempty"`
+	URL string `json:"url,omitempty"`
+	// EnqueuedAt is when the item entered its queue; StartedAt and
+	// FinishedAt bound its last workflow (FinishedAt is when it left when
+	// it ran none).
 	EnqueuedAt time.Time `json:"enqueuedAt"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
