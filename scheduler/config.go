@@ -28,6 +28,16 @@ type Config struct {
 	// names; the changes of matching projects never appear on the status
 	// page or in the status API.
 	RestrictedProjects []string `yaml:"restricted-projects"`
+	// TickInterval is how often the daemon feeds the core a Tick event, so
+	// that the core's clock moves on when Gerrit is quiet (default 30s,
+	// at least 1s).
+	TickInterval time.Duration `yaml:"tick-interval"`
+	// HousekeepingInterval is how often the daemon deletes the speculative
+	// refs of buildsets no longer in any queue and lets git gc the mirrors
+	// it changed (default 10m, at least 1s).
+	HousekeepingInterval time.Duration `yaml:"housekeeping-interval"`
+	// LeaderElection guards against two instances acting at once.
+	LeaderElection LeaderElectionConfig `yaml:"leader-election"`
 
 	pipeline.Config `yaml:",inline"`
 
@@ -88,23 +98,63 @@ type WebConfig struct {
 	InternalURL string `yaml:"internal-url"`
 }
 
+// LeaderElectionConfig configures the election, through a Kubernetes
+// Lease (coordination.k8s.io/v1), of the one instance that acts. A standby
+// serves web.listen (health only) and waits; it opens neither the database
+// nor the git mirrors, and talks to neither Gerrit nor Argo. See Serve for
+// what a new leader recovers and what it does not.
+type LeaderElectionConfig struct {
+	// Enabled turns the election on (default off: the instance acts at
+	// once, and must be the only one).
+	Enabled bool `yaml:"enabled"`
+	// Namespace holds the Lease (required when enabled).
+	Namespace string `yaml:"namespace"`
+	// Name is the Lease's name (default seakeeper).
+	Name string `yaml:"name"`
+	// Identity names this instance in the Lease; it must differ between
+	// instances. Empty: the POD_NAME environment variable (seakeeper
+	// serve), else the host name.
+	Identity string `yaml:"identity"`
+	// LeaseDuration is how long a standby waits, after the leader's last
+	// renewal, before it takes over (default 30s, at least 1s).
+	LeaseDuration time.Duration `yaml:"lease-duration"`
+	// RenewDeadline is how long the leader keeps trying to renew before it
+	// gives up leading and exits (default 15s). It must be shorter than
+	// lease-duration; the difference, less retry-period, is the time the
+	// leader has to stop before a standby may take over.
+	RenewDeadline time.Duration `yaml:"renew-deadline"`
+	// RetryPeriod is the interval of renewals and of a standby's attempts
+	// (default 3s); renew-deadline must exceed 1.2 times it.
+	RetryPeriod time.Duration `yaml:"retry-period"`
+}
+
 // Defaults of the main configuration.
 const (
-	DefaultGerritUser     = "seakeeper"
-	DefaultNamespace      = "ci-{project}"
-	DefaultMaxWorkflows   = 100
-	DefaultTTL            = 24 * time.Hour
-	DefaultStateDir       = "/var/lib/seakeeper"
-	DefaultListen         = ":8080"
-	DefaultInternalListen = ":8081"
+	DefaultGerritUser           = "seakeeper"
+	DefaultNamespace            = "ci-{project}"
+	DefaultMaxWorkflows         = 100
+	DefaultTTL                  = 24 * time.Hour
+	DefaultStateDir             = "/var/lib/seakeeper"
+	DefaultListen               = ":8080"
+	DefaultInternalListen       = ":8081"
+	DefaultTickInterval         = 30 * time.Second
+	DefaultHousekeepingInterval = 10 * time.Minute
+	DefaultLeaseName            = "seakeeper"
+	DefaultLeaseDuration        = 30 * time.Second
+	DefaultRenewDeadline        = 15 * time.Second
+	DefaultRetryPeriod          = 3 * time.Second
 )
 
 func defaults() Config {
 	return Config{
-		Gerrit:     GerritConfig{User: DefaultGerritUser},
-		Kubernetes: KubernetesConfig{Namespace: DefaultNamespace, MaxWorkflows: DefaultMaxWorkflows, TTL: DefaultTTL},
-		StateDir:   DefaultStateDir,
-		Web:        WebConfig{Listen: DefaultListen, InternalListen: DefaultInternalListen},
+		Gerrit:               GerritConfig{User: DefaultGerritUser},
+		Kubernetes:           KubernetesConfig{Namespace: DefaultNamespace, MaxWorkflows: DefaultMaxWorkflows, TTL: DefaultTTL},
+		StateDir:             DefaultStateDir,
+		Web:                  WebConfig{Listen: DefaultListen, InternalListen: DefaultInternalListen},
+		TickInterval:         DefaultTickInterval,
+		HousekeepingInterval: DefaultHousekeepingInterval,
+		LeaderElection: LeaderElectionConfig{Name: DefaultLeaseName, LeaseDuration: DefaultLeaseDuration,
+			RenewDeadline: DefaultRenewDeadline, RetryPeriod: DefaultRetryPeriod},
 	}
 }
 

@@ -41,6 +41,13 @@ func TestParseMainConfigExample(t *testing.T) {
 	if len(c.Pipelines) != 3 || len(c.Queues) != 2 || c.Pipeline("gate").Manager != pipeline.Dependent {
 		t.Errorf("pipelines = %d, queues = %d", len(c.Pipelines), len(c.Queues))
 	}
+	if le := c.LeaderElection; !le.Enabled || le.Namespace != "seakeeper" || le.Name != "seakeeper" || le.Identity != "" ||
+		le.LeaseDuration != 30*time.Second || le.RenewDeadline != 15*time.Second || le.RetryPeriod != 3*time.Second {
+		t.Errorf("leader-election = %+v", le)
+	}
+	if c.TickInterval != 30*time.Second || c.HousekeepingInterval != 10*time.Minute {
+		t.Errorf("tick-interval %v, housekeeping-interval %v", c.TickInterval, c.HousekeepingInterval)
+	}
 	if c.QueueOf("mediawiki/core") != "integrated" {
 		t.Errorf("QueueOf(mediawiki/core) = %q", c.QueueOf("mediawiki/core"))
 	}
@@ -87,6 +94,14 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Restricted("anything") {
 		t.Error("nothing is restricted by default")
+	}
+	if c.TickInterval != DefaultTickInterval || c.HousekeepingInterval != DefaultHousekeepingInterval {
+		t.Errorf("tick-interval %v, housekeeping-interval %v", c.TickInterval, c.HousekeepingInterval)
+	}
+	want := LeaderElectionConfig{Name: DefaultLeaseName, LeaseDuration: DefaultLeaseDuration,
+		RenewDeadline: DefaultRenewDeadline, RetryPeriod: DefaultRetryPeriod}
+	if c.LeaderElection != want {
+		t.Errorf("leader-election = %+v, want %+v", c.LeaderElection, want)
 	}
 }
 
@@ -186,6 +201,41 @@ pipelines:
 				`c.yaml:13: kubernetes.namespace: "{team}-{project}": the only placeholder is {project}`,
 				`c.yaml:14: kubernetes.ttl: expected a duration such as 90s, 15m or 24h, found "forever"`,
 				`c.yaml:15: kubernetes.max-workflows: expected an integer, found "many"`,
+			},
+		},
+		{
+			name: "leader election and intervals",
+			doc: minimal + `leader-election:
+  enabled: true
+  name: Bad_Name
+  identity: "a\nb"
+  lease-duration: 500ms
+  renew-deadline: 0s
+  retry-period: -1s
+tick-interval: 0s
+housekeeping-interval: 10ms
+`,
+			want: []string{
+				`c.yaml:12: leader-election.namespace: the namespace of the Lease is required when leader election is enabled`,
+				`c.yaml:14: leader-election.name: "Bad_Name" is not a valid Lease name (lower-case letters, digits, '-' and '.', at most 253 characters; default seakeeper)`,
+				`c.yaml:15: leader-election.identity: must be one line of at most 128 characters`,
+				`c.yaml:16: leader-election.lease-duration: must be at least 1s, not 500ms`,
+				`c.yaml:18: leader-election.retry-period: must be positive, not -1s`,
+				`c.yaml:19: tick-interval: must be at least 1s, not 0s`,
+				`c.yaml:20: housekeeping-interval: must be at least 1s, not 10ms`,
+			},
+		},
+		{
+			name: "leader election timings that client-go refuses",
+			doc: minimal + `leader-election:
+  namespace: Seakeeper
+  lease-duration: 10s
+  retry-period: 13s
+`,
+			want: []string{
+				`c.yaml:12: leader-election.renew-deadline: must be shorter than lease-duration (10s), not 15s: a leader must give up before a standby may take over`,
+				`c.yaml:13: leader-election.namespace: "Seakeeper" is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)`,
+				`c.yaml:15: leader-election.retry-period: 13s is too long for renew-deadline 15s, which must exceed 1.2 times it`,
 			},
 		},
 		{

@@ -2,7 +2,9 @@
 // sequences things. It reads Gerrit events, calls the pure pipeline core,
 // persists each turn, dispatches the resulting actions to the adapters
 // (merger, argo, gerrit) and feeds their results back as events; it also
-// owns recovery after a restart (leader election is still to come).
+// owns recovery after a restart, leader election (Serve acts only while
+// this instance holds a Kubernetes Lease) and periodic housekeeping (a
+// Tick event every tick-interval; the merger's Keep and Maintain).
 //
 // It also holds the main configuration: Config, its defaults, and
 // LoadConfig / ParseMainConfig, which read it strictly and report every

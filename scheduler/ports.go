@@ -87,6 +87,10 @@ type Options struct {
 	// Observer is told about stream items and turns (metrics, readiness);
 	// nil means nobody listens.
 	Observer Observer
+	// TickInterval is how often the loop applies a Tick event, so that the
+	// core's clock moves on without other events; zero means never (the
+	// daemon sets it, tests need not).
+	TickInterval time.Duration
 }
 
 // New checks the options and returns a scheduler; Run starts it.

@@ -10,17 +10,17 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	"golang.org/x/crypto/ssh"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/seakeeper-ci/seakeeper/argo"
 	"github.com/seakeeper-ci/seakeeper/gerrit"
+	"github.com/seakeeper-ci/seakeeper/internal/clock"
 	"github.com/seakeeper-ci/seakeeper/merger"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 	"github.com/seakeeper-ci/seakeeper/store"
@@ -53,8 +53,12 @@ type ServeOptions struct {
 	// Observer is told about stream items and turns (metrics).
 	Observer Observer
 	// Public, when set, builds the handler of the public listener
-	// (web.listen: status page, API, metrics, health). It is called once
-	// the store is open and the scheduler exists, before anything runs.
+	// (web.listen: status page, API, metrics, health). It is called when
+	// this instance starts to act (at once without leader election), once
+	// the store is open and the scheduler exists, before the scheduler
+	// runs. The listener serves from the start: until then, and once the
+	// scheduler has stopped, /healthz answers 200 and every other path
+	// 503 saying why (standby, starting, stopping).
 	Public func(Daemon) (http.Handler, error)
 	// Started, when set, is called with the listeners' addresses once
 	// they listen (tests and the demo use it with port 0).
@@ -65,8 +69,9 @@ type ServeOptions struct {
 type Daemon struct {
 	Scheduler *Scheduler
 	Store     *store.Store
-	// IsLeader reports whether this instance is the one acting (always
-	// true without leader election).
+	// IsLeader reports whether this instance is the one acting: it holds
+	// the Lease (always, without leader election) and has not begun to
+	// stop. It turns false as soon as the Lease is lost.
 	IsLeader func() bool
 	// Kubernetes checks that the Kubernetes API answers.
 	Kubernetes func(ctx context.Context) error
@@ -80,8 +85,10 @@ type Addrs struct {
 // streamEventTypes are the event types the daemon asks Gerrit for besides
 // those the pipelines' triggers name: the ones that change what a queue
 // item may do (dequeue, re-enqueue) or invalidate cached project config.
+// patchset-created is among them even when no trigger names it: a new
+// patchset dequeues the items of the old one.
 var streamEventTypes = []string{
-	"change-abandoned", "change-merged", "change-restored",
+	"change-abandoned", "change-merged", "change-restored", "patchset-created",
 	"wip-state-changed", "private-state-changed", "ref-updated",
 }
 
@@ -100,9 +107,30 @@ func EventTypes(cfg *pipeline.Config) []string {
 
 // Serve runs the daemon described by cfg until ctx ends: the Gerrit REST
 // client and event stream, the merger and its internal git endpoint, the
-// Argo adapter, the store and the scheduler. On ctx's end the scheduler
+// Argo adapter, the store and the scheduler, and every housekeeping
+// interval the merger's Keep and Maintain. On ctx's end the scheduler
 // finishes its turn and persists, then the servers and the store are
 // closed; Serve returns nil after a clean stop.
+//
+// # Leader election
+//
+// With leader-election enabled, the listeners serve at once (health only:
+// see notActing) and the instance campaigns for the Lease. Everything that
+// acts or holds local state is started only once it leads, in this order:
+// the term is checked against the database (claimStore), then the merger,
+// the store, the Argo adapter, the scheduler, the handlers of the
+// listeners, the event stream and housekeeping; a standby opens neither
+// the database nor the git mirrors and talks to neither Gerrit nor Argo.
+// On ctx's end the scheduler stops and persists, and only then is the
+// Lease released, so that the standby takes over within a retry-period
+// and never while this instance still acts. When the Lease cannot be
+// renewed, the scheduler stops the same way (bounded by its shutdown
+// grace, which must fit in lease-duration - renew-deadline - retry-period)
+// and Serve returns an error matching ErrLeaseLost: the process exits and
+// its orchestrator restarts it as a standby.
+//
+// What a new leader recovers, and what it does not, is described at
+// claimStore.
 func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	log := opts.Logger
 	if log == nil {
@@ -111,14 +139,13 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 5 * time.Second
 	}
-
-	engine, err := pipeline.NewEngine(&cfg.Config)
-	if err != nil {
+	d := &daemon{cfg: cfg, opts: opts, log: log}
+	if d.engine, err = pipeline.NewEngine(&cfg.Config); err != nil {
 		return err
 	}
 
 	// Gerrit.
-	client, err := gerrit.NewClient(gerrit.ClientConfig{
+	d.client, err = gerrit.NewClient(gerrit.ClientConfig{
 		URL:          cfg.Gerrit.URL,
 		User:         cfg.Gerrit.User,
 		PasswordFile: cfg.Gerrit.HTTPPasswordFile,
@@ -127,19 +154,146 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	signer, err := gerrit.LoadSigner(cfg.Gerrit.SSHKeyFile)
-	if err != nil {
+	if d.signer, err = gerrit.LoadSigner(cfg.Gerrit.SSHKeyFile); err != nil {
 		return err
 	}
-	hostKeys, err := gerrit.KnownHosts(cfg.Gerrit.KnownHostsFile)
-	if err != nil {
+	if d.hostKeys, err = gerrit.KnownHosts(cfg.Gerrit.KnownHostsFile); err != nil {
 		return err
 	}
 
 	// Kubernetes.
-	wfClient, nsClient, err := kubeClients(cfg, opts)
+	if d.wfClient, d.nsClient, err = kubeClients(cfg, opts); err != nil {
+		return err
+	}
+	var el *elector
+	if cfg.LeaderElection.Enabled {
+		if el, err = serveElector(cfg, opts, log.With("component", "leader-election")); err != nil {
+			return err
+		}
+	} else if err := forgetTerm(cfg.StateDir); err != nil {
+		return err
+	}
+	le := cfg.LeaderElection
+	status := func() string {
+		switch {
+		case d.stopping.Load():
+			return "stopping"
+		case el == nil || el.isLeader():
+			return "starting"
+		case el.leader() != "":
+			return fmt.Sprintf("standby: %q leads (Lease %s/%s)", el.leader(), le.Namespace, le.Name)
+		}
+		return fmt.Sprintf("standby: no leader yet (Lease %s/%s)", le.Namespace, le.Name)
+	}
+
+	// The listeners serve from the start, with handlers that change when
+	// this instance acts: the internal git endpoint and, when a handler
+	// is given, the public one.
+	d.internal = newHandlerSwitch(notActing(status))
+	listeners := []listener{{"web.internal-listen", cfg.Web.InternalListen, d.internal}}
+	if opts.Public != nil {
+		d.public = newHandlerSwitch(notActing(status))
+		listeners = append(listeners, listener{"web.listen", cfg.Web.Listen, d.public})
+	}
+	addrs, shutdown, err := serveHTTP(log, listeners)
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
+		defer scancel()
+		shutdown(sctx)
+	}()
 	if err != nil {
 		return err
+	}
+	d.addrs = Addrs{Internal: addrs[0]}
+	if len(addrs) > 1 {
+		d.addrs.Public = addrs[1]
+	}
+	if opts.Started != nil {
+		opts.Started(d.addrs)
+	}
+
+	if el == nil {
+		err = d.lead(ctx, func() bool { return !d.stopping.Load() })
+	} else {
+		err = el.run(ctx, func(ctx context.Context) error {
+			t, err := el.term(ctx)
+			if err != nil {
+				return err
+			}
+			if err := claimStore(cfg.StateDir, t, log); err != nil {
+				return err
+			}
+			return d.lead(ctx, el.isLeader)
+		})
+	}
+	log.Info("seakeeper stopped", "err", err)
+	return err
+}
+
+// listener is an HTTP listener of the daemon.
+type listener struct {
+	name, addr string
+	h          http.Handler
+}
+
+// serveHTTP serves each listener in a goroutine and returns their
+// addresses, and a function that shuts the servers down (closing them
+// when ctx ends first) and waits for them. On error, the servers started
+// must still be shut down.
+func serveHTTP(log *slog.Logger, listeners []listener) ([]string, func(ctx context.Context), error) {
+	var addrs []string
+	var servers sync.WaitGroup
+	var running []*http.Server
+	shutdown := func(ctx context.Context) {
+		for _, srv := range running {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
+		}
+		servers.Wait()
+	}
+	for _, l := range listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, shutdown, fmt.Errorf("%s: %w", l.name, err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 30 * time.Second}
+		running = append(running, srv)
+		servers.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server failed", "listener", l.name, "err", err)
+			}
+		})
+	}
+	return addrs, shutdown, nil
+}
+
+// daemon is what Serve prepares before it acts.
+type daemon struct {
+	cfg      *Config
+	opts     ServeOptions
+	log      *slog.Logger
+	engine   *pipeline.Engine
+	client   *gerrit.Client
+	signer   ssh.Signer
+	hostKeys ssh.HostKeyCallback
+	wfClient versioned.Interface
+	nsClient corev1client.NamespaceInterface
+
+	internal, public *handlerSwitch // public: nil without ServeOptions.Public
+	addrs            Addrs
+	stopping         atomic.Bool
+}
+
+// lead acts until ctx ends: it opens the merger and the store, starts the
+// Argo adapter, the scheduler, the listeners' handlers, the event stream
+// and housekeeping, and runs the scheduler.
+func (d *daemon) lead(ctx context.Context, isLeader func() bool) (err error) {
+	cfg, log := d.cfg, d.log
+	defer d.stopping.Store(true)
+	if err := ctx.Err(); err != nil {
+		return nil // stopped before it began
 	}
 
 	// Merger.
@@ -148,7 +302,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		Source:       func(project string) string { return cfg.Gerrit.URL + "a/" + project },
 		User:         cfg.Gerrit.User,
 		PasswordFile: cfg.Gerrit.HTTPPasswordFile,
-		Policy:       submitPolicy(client),
+		Policy:       submitPolicy(d.client),
 		Logger:       log.With("component", "merger"),
 	})
 	if err != nil {
@@ -156,7 +310,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	}
 
 	// Store: opened last of the local resources, closed last.
-	st, err := store.Open(filepath.Join(cfg.StateDir, "seakeeper.db"), store.Options{NoSync: opts.NoSync})
+	st, err := store.Open(filepath.Join(cfg.StateDir, dbFileName), store.Options{NoSync: d.opts.NoSync})
 	if err != nil {
 		return err
 	}
@@ -175,13 +329,13 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 	for i, p := range cfg.Pipelines {
 		names[i] = p.Name
 	}
-	configs := argo.NewConfigCache(configSource{client}, argo.ConfigCacheOptions{
+	configs := argo.NewConfigCache(configSource{d.client}, argo.ConfigCacheOptions{
 		Pipelines: names,
 		NotFound:  func(err error) bool { return errors.Is(err, gerrit.ErrNotFound) },
 	})
 	adapter, err := argo.New(argo.Options{
-		NamespaceClient: nsClient,
-		Client:          wfClient,
+		NamespaceClient: d.nsClient,
+		Client:          d.wfClient,
 		Configs:         configs,
 		Render: argo.RenderOptions{
 			NamespaceTemplate: cfg.Kubernetes.Namespace,
@@ -190,7 +344,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		},
 		ArgoURL:      cfg.Kubernetes.ArgoURL,
 		MaxWorkflows: cfg.Kubernetes.MaxWorkflows,
-		Namespaced:   opts.Namespaced,
+		Namespaced:   d.opts.Namespaced,
 		Log:          log.With("component", "argo"),
 	})
 	if err != nil {
@@ -200,88 +354,53 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		return fmt.Errorf("argo: %w", err)
 	}
 
+	guard := newPrepareGuard(m)
 	sched, err := New(Options{
-		Engine:      engine,
-		Store:       st,
-		Gerrit:      client,
-		Merger:      m,
-		Builds:      adapter,
-		Logger:      log.With("component", "scheduler"),
-		SettleDelay: opts.SettleDelay,
-		StatusURL:   cfg.Web.PublicURL,
-		Observer:    opts.Observer,
+		Engine:       d.engine,
+		Store:        st,
+		Gerrit:       d.client,
+		Merger:       guard,
+		Builds:       adapter,
+		Logger:       log.With("component", "scheduler"),
+		SettleDelay:  d.opts.SettleDelay,
+		StatusURL:    cfg.Web.PublicURL,
+		Observer:     d.opts.Observer,
+		TickInterval: cfg.TickInterval,
 	})
 	if err != nil {
 		return err
 	}
 
-	// The listeners: the internal git endpoint and, when a handler is
-	// given, the public one.
+	// The listeners' handlers, until the scheduler has stopped; requests
+	// under way end before the store closes.
 	mux := http.NewServeMux()
 	mux.Handle("/git/", m.Handler())
-	handlers := []struct {
-		name, addr string
-		h          http.Handler
-	}{{"web.internal-listen", cfg.Web.InternalListen, mux}}
-	if opts.Public != nil {
-		h, err := opts.Public(Daemon{
+	if d.public != nil {
+		h, err := d.opts.Public(Daemon{
 			Scheduler: sched,
 			Store:     st,
-			IsLeader:  func() bool { return true },
+			IsLeader:  isLeader,
 			Kubernetes: func(context.Context) error {
-				_, err := wfClient.Discovery().ServerVersion()
+				_, err := d.wfClient.Discovery().ServerVersion()
 				return err
 			},
 		})
 		if err != nil {
 			return err
 		}
-		handlers = append(handlers, struct {
-			name, addr string
-			h          http.Handler
-		}{"web.listen", cfg.Web.Listen, h})
+		d.public.set(h, 0)
+		defer d.release(d.public, "web.listen")
 	}
-	var addrs []string
-	var servers sync.WaitGroup
-	var running []*http.Server
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
-		defer scancel()
-		for _, srv := range running {
-			if err := srv.Shutdown(sctx); err != nil {
-				srv.Close()
-			}
-		}
-		servers.Wait()
-	}()
-	for _, hd := range handlers {
-		ln, err := net.Listen("tcp", hd.addr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", hd.name, err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		srv := &http.Server{Handler: hd.h, ReadHeaderTimeout: 30 * time.Second}
-		running = append(running, srv)
-		servers.Add(1)
-		go func() {
-			defer servers.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server failed", "listener", hd.name, "err", err)
-			}
-		}()
-	}
-	listening := Addrs{Internal: addrs[0]}
-	if len(addrs) > 1 {
-		listening.Public = addrs[1]
-	}
+	d.internal.set(mux, 0)
+	defer d.release(d.internal, "web.internal-listen")
 
 	// The event stream; ref-updated of refs/meta/config refreshes the
 	// project's cached seakeeper.yaml before the scheduler sees it.
 	stream := gerrit.StreamConfig{
 		Addr:            cfg.Gerrit.SSH,
 		User:            cfg.Gerrit.User,
-		Signer:          signer,
-		HostKeyCallback: hostKeys,
+		Signer:          d.signer,
+		HostKeyCallback: d.hostKeys,
 		EventTypes:      EventTypes(&cfg.Config),
 		Logger:          log.With("component", "gerrit-stream"),
 	}.Run(runCtx)
@@ -301,64 +420,27 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		}
 	}()
 
+	// Housekeeping.
+	hk := &housekeeper{clock: clock.System{}, every: cfg.HousekeepingInterval, guard: guard, merger: m,
+		snapshot: sched.Snapshot, log: log.With("component", "housekeeping")}
+	var background sync.WaitGroup
+	background.Go(func() { hk.run(runCtx) })
+	defer background.Wait()
+
 	log.Info("seakeeper serving", "gerrit", cfg.Gerrit.URL, "ssh", cfg.Gerrit.SSH,
-		"internal_listen", listening.Internal, "listen", listening.Public, "pipelines", names)
-	if opts.Started != nil {
-		opts.Started(listening)
-	}
+		"internal_listen", d.addrs.Internal, "listen", d.addrs.Public, "pipelines", names)
 	err = sched.Run(runCtx, events)
 	cancel()
-	log.Info("seakeeper stopped", "err", err)
 	return err
 }
 
-// kubeClients returns the Argo clientset and, when project namespaces are
-// to be created, the namespace client.
-func kubeClients(cfg *Config, opts ServeOptions) (versioned.Interface, corev1client.NamespaceInterface, error) {
-	if opts.Workflows != nil {
-		ns := opts.Namespaces
-		if !cfg.Kubernetes.CreateNamespaces {
-			ns = nil
-		}
-		return opts.Workflows, ns, nil
+// release puts back the not-acting handler of a listener once the
+// scheduler has stopped, and waits for the requests under way.
+func (d *daemon) release(s *handlerSwitch, name string) {
+	d.stopping.Store(true)
+	if !s.set(notActing(func() string { return "stopping" }), d.opts.ShutdownTimeout) {
+		d.log.Warn("requests still under way after the shutdown timeout", "listener", name)
 	}
-	restCfg := opts.RestConfig
-	if restCfg == nil {
-		var err error
-		if restCfg, err = kubeConfig(cfg.Kubernetes.Kubeconfig); err != nil {
-			return nil, nil, err
-		}
-	}
-	wf, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	if !cfg.Kubernetes.CreateNamespaces {
-		return wf, nil, nil
-	}
-	kc, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	return wf, kc.CoreV1().Namespaces(), nil
-}
-
-// kubeConfig loads the kubeconfig at path, or the in-cluster credentials
-// when path is empty.
-func kubeConfig(path string) (*rest.Config, error) {
-	var (
-		c   *rest.Config
-		err error
-	)
-	if path == "" {
-		c, err = rest.InClusterConfig()
-	} else {
-		c, err = clientcmd.BuildConfigFromFlags("", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
-	}
-	return c, nil
 }
 
 // configSource reads seakeeper.yaml from Gerrit for the config cache.

@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 )
@@ -81,6 +84,16 @@ func (c *Config) validate() []pipeline.ConfigError {
 		add("web.internal-url", "%v", err)
 	}
 
+	for _, d := range []struct {
+		path string
+		v    time.Duration
+	}{{"tick-interval", c.TickInterval}, {"housekeeping-interval", c.HousekeepingInterval}} {
+		if d.v < time.Second {
+			add(d.path, "must be at least 1s, not %v", d.v)
+		}
+	}
+	c.LeaderElection.validate(add)
+
 	c.restricted = nil
 	for i, expr := range c.RestrictedProjects {
 		path := fmt.Sprintf("restricted-projects[%d]", i)
@@ -102,6 +115,37 @@ func (c *Config) validate() []pipeline.ConfigError {
 		c.restricted = append(c.restricted, re)
 	}
 	return errs
+}
+
+// validate checks the leader election settings, also when the election is
+// off, so that turning it on holds no surprise.
+func (le *LeaderElectionConfig) validate(add func(string, string, ...any)) {
+	switch {
+	case le.Namespace == "" && le.Enabled:
+		add("leader-election.namespace", "the namespace of the Lease is required when leader election is enabled")
+	case le.Namespace != "" && (len(le.Namespace) > 63 || !dns1123Label.MatchString(le.Namespace)):
+		add("leader-election.namespace", "%q is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)", le.Namespace)
+	}
+	if len(le.Name) > 253 || !dns1123Subdomain.MatchString(le.Name) {
+		add("leader-election.name", "%q is not a valid Lease name (lower-case letters, digits, '-' and '.', at most 253 characters; default %s)", le.Name, DefaultLeaseName)
+	}
+	if strings.ContainsAny(le.Identity, "\n\r\x00") || len(le.Identity) > 128 {
+		add("leader-election.identity", "must be one line of at most 128 characters")
+	}
+	switch {
+	case le.LeaseDuration < time.Second:
+		add("leader-election.lease-duration", "must be at least 1s, not %v", le.LeaseDuration)
+	case le.RenewDeadline <= 0:
+		add("leader-election.renew-deadline", "must be positive, not %v", le.RenewDeadline)
+	case le.RenewDeadline >= le.LeaseDuration:
+		add("leader-election.renew-deadline", "must be shorter than lease-duration (%v), not %v: a leader must give up before a standby may take over", le.LeaseDuration, le.RenewDeadline)
+	}
+	switch {
+	case le.RetryPeriod <= 0:
+		add("leader-election.retry-period", "must be positive, not %v", le.RetryPeriod)
+	case le.RenewDeadline > 0 && float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod):
+		add("leader-election.retry-period", "%v is too long for renew-deadline %v, which must exceed %v times it", le.RetryPeriod, le.RenewDeadline, leaderelection.JitterFactor)
+	}
 }
 
 // checkURL accepts absolute http and https URLs without credentials.
@@ -164,7 +208,10 @@ func checkFile(add func(string, string, ...any), path, value, what string) {
 // namespacePlaceholder is the only placeholder of the namespace template.
 const namespacePlaceholder = "{project}"
 
-var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
 
 // checkNamespace checks that the namespace template makes a valid DNS-1123
 // label once {project} is replaced by a (sanitised) project name.
