@@ -235,7 +235,12 @@ func (d *demo) start(ctx context.Context, f demoFlags, explicitListen bool, n *n
 	d.stopDaemon, d.daemonDone = dcancel, make(chan struct{})
 	go func() {
 		defer close(d.daemonDone)
-		d.daemonErr = scheduler.Serve(dctx, cfg, demoServeOptions(d.log, d.argo, func(a scheduler.Addrs) { started <- a }))
+		opts, err := withWeb(cfg, demoServeOptions(d.log, d.argo, func(a scheduler.Addrs) { started <- a }))
+		if err != nil {
+			d.daemonErr = err
+			return
+		}
+		d.daemonErr = scheduler.Serve(dctx, cfg, opts)
 	}()
 	timeout := time.NewTimer(demoStartTimeout)
 	defer timeout.Stop()
@@ -274,8 +279,7 @@ func demoServeOptions(logger *slog.Logger, workflows versioned.Interface, starte
 		SettleDelay: demoSettle,
 		Workflows:   workflows,
 		Started:     started,
-		// Public (the status page of package web) is still to come; set
-		// it here and the page is served on web.listen.
+		// withWeb adds the status page, the API and the metrics.
 	}
 }
 

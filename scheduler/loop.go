@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seakeeper-ci/seakeeper/gerrit"
+	"github.com/seakeeper-ci/seakeeper/internal/clock"
 	"github.com/seakeeper-ci/seakeeper/pipeline"
 	"github.com/seakeeper-ci/seakeeper/store"
 )
@@ -67,7 +68,7 @@ func (s *Scheduler) Run(ctx context.Context, stream <-chan gerrit.StreamItem) er
 		return err
 	}
 	s.state = st
-	if err := s.pub.publish(st, s.o.Clock.Now(), true); err != nil {
+	if err := s.pub.publish(st, s.o.Clock.Now()); err != nil {
 		return err
 	}
 	s.inflight = map[string]bool{}
@@ -87,6 +88,8 @@ func (s *Scheduler) Run(ctx context.Context, stream <-chan gerrit.StreamItem) er
 	}
 	s.resync(ctx)
 
+	tick := &ticker{clk: s.o.Clock, every: s.o.TickInterval}
+	defer tick.stop()
 	for {
 		if ctx.Err() != nil {
 			return s.shutdown(cancelWork)
@@ -101,7 +104,7 @@ func (s *Scheduler) Run(ctx context.Context, stream <-chan gerrit.StreamItem) er
 			t := s.o.Clock.NewTimer(max(s.readyAt.Sub(s.o.Clock.Now()), 0))
 			timeout, stopTimer = t.C(), func() { t.Stop() }
 		}
-		err := s.wait(ctx, stream, timeout)
+		err := s.wait(ctx, stream, timeout, tick)
 		stopTimer()
 		switch {
 		case err == errStop:
@@ -121,8 +124,11 @@ var (
 )
 
 // wait blocks until something happens and handles it.
-func (s *Scheduler) wait(ctx context.Context, stream <-chan gerrit.StreamItem, timeout <-chan time.Time) error {
+func (s *Scheduler) wait(ctx context.Context, stream <-chan gerrit.StreamItem, timeout <-chan time.Time, tick *ticker) error {
 	select {
+	case <-tick.c():
+		tick.fired()
+		return s.tick()
 	case <-ctx.Done():
 		return errStop
 	case it, ok := <-stream:
@@ -136,6 +142,43 @@ func (s *Scheduler) wait(ctx context.Context, stream <-chan gerrit.StreamItem, t
 	case <-timeout:
 	}
 	return nil
+}
+
+// tick appends a Tick event to the inbox; the next turn applies it, which
+// moves the core's clock (State.Now) on.
+func (s *Scheduler) tick() error {
+	if _, err := s.o.Store.AppendInbox(pipeline.Event{Time: s.o.Clock.Now(), Tick: &pipeline.Tick{}}); err != nil {
+		return fmt.Errorf("scheduler: tick not saved: %w", err)
+	}
+	return nil
+}
+
+// ticker is the loop's periodic Tick: a timer of the scheduler's clock,
+// armed again each time it fires. Its zero interval never fires.
+type ticker struct {
+	clk   clock.Clock
+	every time.Duration
+	t     clock.Timer
+}
+
+// c returns the channel of the next tick (nil: none).
+func (t *ticker) c() <-chan time.Time {
+	if t.every <= 0 {
+		return nil
+	}
+	if t.t == nil {
+		t.t = t.clk.NewTimer(t.every)
+	}
+	return t.t.C()
+}
+
+// fired makes the next c arm a new timer.
+func (t *ticker) fired() { t.t = nil }
+
+func (t *ticker) stop() {
+	if t.t != nil {
+		t.t.Stop()
+	}
 }
 
 // poke wakes the loop.
@@ -210,6 +253,9 @@ func (s *Scheduler) turn(ctx context.Context) error {
 	}
 	t := store.Turn{Consumed: consumed, Emitted: durable, Confirmed: confirmed, Finished: finished(durable, s.o.Clock.Now())}
 	if len(consumed) > 0 {
+		if t.StateData, err = s.state.Marshal(); err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
 		t.State = s.state
 	}
 	commitStart := time.Now()
@@ -218,9 +264,7 @@ func (s *Scheduler) turn(ctx context.Context) error {
 	}
 	commit := time.Since(commitStart)
 	if t.State != nil {
-		if err := s.pub.publish(s.state, s.o.Clock.Now(), false); err != nil {
-			return fmt.Errorf("scheduler: %w", err)
-		}
+		s.pub.publishData(t.StateData, s.o.Clock.Now())
 	}
 	s.o.Observer.Turn(TurnStats{Commit: commit, Total: time.Since(start), Applied: applied, Emitted: emitted, State: s.state})
 	for _, a := range notices {

@@ -70,17 +70,21 @@ type publisher struct {
 	turn uint64 // loop only
 }
 
-// publish records the state after a turn. Called by the loop only.
-func (p *publisher) publish(st *pipeline.State, at time.Time, first bool) error {
+// publish records the state loaded at start. Called by the loop only.
+func (p *publisher) publish(st *pipeline.State, at time.Time) error {
 	data, err := st.Marshal()
 	if err != nil {
 		return err
 	}
-	if !first {
-		p.turn++
-	}
 	p.cur.Store(&published{turn: p.turn, at: at, data: data})
 	return nil
+}
+
+// publishData records the state after a turn, serialised (the bytes the
+// store committed; nobody changes them). Called by the loop only.
+func (p *publisher) publishData(data []byte, at time.Time) {
+	p.turn++
+	p.cur.Store(&published{turn: p.turn, at: at, data: data})
 }
 
 // Snapshot returns the state as of the last committed turn, or nil before

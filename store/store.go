@@ -27,6 +27,9 @@ type Turn struct {
 	// State is the state after the turn; nil leaves the stored state as it
 	// is.
 	State *pipeline.State
+	// StateData, when set, is State already serialised (State.Marshal):
+	// a caller that needs the bytes too serialises only once.
+	StateData []byte
 	// Consumed are the inbox entries the turn applied; they are removed.
 	// An entry that is not in the inbox fails the whole Commit: applying an
 	// event twice is a bug the store refuses to make durable.
@@ -45,8 +48,8 @@ type Turn struct {
 // Commit makes a turn durable: one bbolt transaction, synced to disk before
 // it returns (see the package doc). On error nothing of the turn is stored.
 func (s *Store) Commit(t Turn) error {
-	var state []byte
-	if t.State != nil {
+	state := t.StateData
+	if t.State != nil && state == nil {
 		var err error
 		if state, err = t.State.Marshal(); err != nil {
 			return fmt.Errorf("store %s: commit: the pipeline state does not serialise: %w", s.path, err)
