@@ -88,7 +88,12 @@ JSON lines to stderr and stops cleanly on SIGINT or SIGTERM.`,
 			klog.SetSlogLogger(log.With("component", "client-go"))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := scheduler.Serve(ctx, cfg, scheduler.ServeOptions{Logger: log}); err != nil {
+			opts, err := withWeb(cfg, scheduler.ServeOptions{Logger: log})
+			if err != nil {
+				log.Error("seakeeper serve failed", "err", err)
+				return exitCode(1)
+			}
+			if err := scheduler.Serve(ctx, cfg, opts); err != nil {
 				log.Error("seakeeper serve failed", "err", err)
 				return exitCode(1)
 			}

@@ -19,6 +19,8 @@ func withWeb(cfg *scheduler.Config, opts scheduler.ServeOptions) (scheduler.Serv
 	// One Metrics value is both the loop's observer and the source of
 	// /readyz's stream check.
 	opts.Observer = metrics
+	opts.GerritResponse = metrics.GerritResponse
+	opts.KubernetesError = metrics.KubernetesError
 	opts.Public = func(d scheduler.Daemon) (http.Handler, error) {
 		return web.New(web.Options{
 			Config:     cfg,

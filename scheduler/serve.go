@@ -52,6 +52,11 @@ type ServeOptions struct {
 	Namespaces corev1client.NamespaceInterface
 	// Observer is told about stream items and turns (metrics).
 	Observer Observer
+	// GerritResponse and KubernetesError, when set, are told about every
+	// Gerrit REST attempt and every failed Kubernetes API call of the Argo
+	// adapter (metrics count API errors); they must return at once.
+	GerritResponse  func(status int, err error)
+	KubernetesError func(op string, err error)
 	// Public, when set, builds the handler of the public listener
 	// (web.listen: status page, API, metrics, health). It is called when
 	// this instance starts to act (at once without leader election), once
@@ -150,6 +155,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) (err error) {
 		User:         cfg.Gerrit.User,
 		PasswordFile: cfg.Gerrit.HTTPPasswordFile,
 		Logger:       log.With("component", "gerrit-rest"),
+		OnResponse:   opts.GerritResponse,
 	})
 	if err != nil {
 		return err
@@ -346,6 +352,7 @@ func (d *daemon) lead(ctx context.Context, isLeader func() bool) (err error) {
 		MaxWorkflows: cfg.Kubernetes.MaxWorkflows,
 		Namespaced:   d.opts.Namespaced,
 		Log:          log.With("component", "argo"),
+		OnAPIError:   d.opts.KubernetesError,
 	})
 	if err != nil {
 		return err
