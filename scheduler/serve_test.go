@@ -7,9 +7,6 @@ package scheduler_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,14 +19,13 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
-	"golang.org/x/crypto/ssh"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/seakeeper-ci/seakeeper/argo"
-	"github.com/seakeeper-ci/seakeeper/argo/argolocal"
 	"github.com/seakeeper-ci/seakeeper/gerrit/gerrittest"
 	"github.com/seakeeper-ci/seakeeper/internal/kubetest"
 	"github.com/seakeeper-ci/seakeeper/internal/testlog"
+	"github.com/seakeeper-ci/seakeeper/pipeline"
 	"github.com/seakeeper-ci/seakeeper/scheduler"
 )
 
@@ -91,7 +87,7 @@ func TestServeGatesChange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	c := kubetest.Start(t)
+	c := kubetest.StartShared(t)
 	c.InstallArgoCRDs(t)
 	dir := t.TempDir()
 
@@ -101,24 +97,11 @@ func TestServeGatesChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	writeFile(t, filepath.Join(dir, "http-password"), srv.Password())
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SSH().AddUser(srv.User(), sshPub)
-	writeFile(t, filepath.Join(dir, "ssh", "id_ed25519"), string(pem.EncodeToMemory(block)))
-	writeFile(t, filepath.Join(dir, "ssh", "known_hosts"), string(srv.KnownHosts()))
+	writeDaemonCredentials(t, srv, dir)
 
-	const project = "demo/app"
+	// A project of its own: the cluster is shared, and a Workflow left by
+	// an earlier run (-count) must not be adopted.
+	project := c.UniqueName("serve") + "/app"
 	if err := srv.CreateProject(project, gerrittest.MergeIfNecessary); err != nil {
 		t.Fatal(err)
 	}
@@ -239,35 +222,7 @@ func startServeArgolocal(t *testing.T, c *kubetest.Cluster, ns string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testlog.Buffer{}
-	ctl, err := argolocal.New(argolocal.Config{
-		Client:        cs,
-		Namespace:     ns,
-		LabelSelector: argo.LabelBuildSet,
-		WorkDir:       t.TempDir(),
-		Env:           []string{"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1"},
-		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctl.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("argolocal: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("argolocal's Run did not return")
-		}
-		if t.Failed() {
-			t.Logf("argolocal log:\n%s", logs.String())
-		}
-	})
+	startArgolocal(t, cs, ns, t.TempDir())
 }
 
 // eventuallyServe polls ok until it holds, failing t after limit or when
@@ -316,5 +271,16 @@ func TestEventTypes(t *testing.T) {
 		"patchset-created", "private-state-changed", "ref-updated", "wip-state-changed"}
 	if !slices.Equal(got, want) {
 		t.Errorf("EventTypes = %q, want %q", got, want)
+	}
+
+	// A gate alone triggers on comments only, but a new patchset must
+	// still reach it to dequeue the old one.
+	gate := scheduler.Default().Config
+	gate.Pipelines = slices.DeleteFunc(gate.Pipelines, func(p pipeline.PipelineConfig) bool { return p.Name != "gate" })
+	got = scheduler.EventTypes(&gate)
+	want = []string{"change-abandoned", "change-merged", "change-restored", "comment-added",
+		"patchset-created", "private-state-changed", "ref-updated", "wip-state-changed"}
+	if len(gate.Pipelines) != 1 || !slices.Equal(got, want) {
+		t.Errorf("gate only (%d pipelines): EventTypes = %q, want %q", len(gate.Pipelines), got, want)
 	}
 }
