@@ -82,13 +82,19 @@ func verdict(pc *PipelineConfig, it *Item) (Outcome, string) {
 		return OutcomeConfigError, "The workflow configuration of this change is broken:\n\n" + bs.ConfigError
 	case bs.Build.Phase == PhaseSucceeded:
 		o = OutcomeSuccess
-		fmt.Fprintf(&b, "Build succeeded (%s pipeline).", pc.Name)
 	default:
 		o = OutcomeFailure
-		fmt.Fprintf(&b, "Build failed (%s pipeline).", pc.Name)
+	}
+	// The headline, unless the reporter has a message of its own, which
+	// comes first and says the same.
+	if r := pc.reporter(o); r == nil || r.Message == "" {
+		if o == OutcomeSuccess {
+			fmt.Fprintf(&b, "Build succeeded (%s pipeline).\n\n", pc.Name)
+		} else {
+			fmt.Fprintf(&b, "Build failed (%s pipeline).\n\n", pc.Name)
+		}
 	}
 	bd := bs.Build
-	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "- workflow %s", strings.ToLower(string(bd.Phase)))
 	if bd.URL != "" {
 		fmt.Fprintf(&b, " %s", bd.URL)
