@@ -54,7 +54,13 @@ const (
 type demoFlags struct {
 	exit, keep  bool
 	dir, listen string
+	// pace is how long each workflow waits before it tests, so that
+	// people can watch the queues on the status page.
+	pace time.Duration
 }
+
+// defaultPace is the demo's pace when it runs for people (not --exit).
+const defaultPace = 4 * time.Second
 
 func demoCommand(stdout, stderr io.Writer) *cobra.Command {
 	var f demoFlags
@@ -79,12 +85,20 @@ The daemon's log is seakeeper.log in that directory.`,
 			defer stop()
 			// A second Ctrl-C kills the demo at once.
 			context.AfterFunc(ctx, stop)
+			if !cmd.Flags().Changed("pace") && !f.exit {
+				f.pace = defaultPace
+			}
+			if f.pace < 0 {
+				return fmt.Errorf("--pace must not be negative (got %s)", f.pace)
+			}
 			return runDemo(ctx, f, cmd.Flags().Changed("listen"), stdout, stderr)
 		},
 	}
 	cmd.Flags().BoolVar(&f.exit, "exit", false, "stop right after the story instead of waiting for Ctrl-C")
 	cmd.Flags().BoolVar(&f.keep, "keep", false, "keep the demo's directory (repositories, database, logs, workflow outputs)")
 	cmd.Flags().StringVar(&f.dir, "dir", "", "the demo's directory (default: a new temporary directory); it must be empty or not exist")
+	cmd.Flags().DurationVar(&f.pace, "pace", 0,
+		"how long each workflow waits before testing, to watch the status page (default 4s, 0 with --exit)")
 	cmd.Flags().StringVar(&f.listen, "listen", scheduler.Default().Web.Listen,
 		"the status page's address (the built-in default falls back to a free port when busy)")
 	return cmd
@@ -218,8 +232,9 @@ func (d *demo) start(ctx context.Context, f demoFlags, explicitListen bool, n *n
 		Client:        d.argo,
 		LabelSelector: argo.LabelBuildSet,
 		WorkDir:       filepath.Join(d.dir, "workflows"),
-		Env:           []string{"PATH=" + os.Getenv("PATH"), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1"},
-		Logger:        d.log.With("component", "argolocal"),
+		Env: []string{"PATH=" + os.Getenv("PATH"), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1",
+			fmt.Sprintf("DEMO_PACE=%.3f", f.pace.Seconds())},
+		Logger: d.log.With("component", "argolocal"),
 	})
 	if err != nil {
 		return scheduler.Addrs{}, err

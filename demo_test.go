@@ -301,3 +301,12 @@ func TestFakeArgo(t *testing.T) {
 		t.Errorf("watch from the list's resourceVersion saw %q, want %q", got, want)
 	}
 }
+
+// TestDemoPaceMustNotBeNegative: a negative --pace is a usage error that
+// names the flag, before anything starts.
+func TestDemoPaceMustNotBeNegative(t *testing.T) {
+	code, _, errOut := seakeeper(t, "demo", "--exit", "--pace", "-1s")
+	if code != 2 || !strings.Contains(errOut, "--pace must not be negative (got -1s)") {
+		t.Errorf("exit %d, stderr %q; want 2 and the flag named", code, errOut)
+	}
+}
