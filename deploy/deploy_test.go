@@ -178,15 +178,24 @@ func TestServicesReachTheListeners(t *testing.T) {
 		t.Errorf("Service %s selector %v does not select the pods %v", headless.Name, headless.Spec.Selector, d.sts.Spec.Template.Labels)
 	}
 
-	// Workflows fetch from web.internal-url: pod 0's name under the
-	// headless Service, at the internal listener's port.
-	u, err := url.Parse(d.cfg.Web.InternalURL)
+	// Workflows fetch from web.internal-url: the acting pod's name (the
+	// host name of a StatefulSet pod) under the headless Service, at the
+	// internal listener's port; each replica announces its own.
+	for i := range 2 {
+		pod := fmt.Sprintf("%s-%d", d.sts.Name, i)
+		u, err := url.Parse(d.cfg.Web.InternalURLOf(pod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHost := fmt.Sprintf("%s.%s.%s.svc", pod, headless.Name, d.sts.Namespace)
+		if h := strings.TrimSuffix(u.Hostname(), ".cluster.local"); h != wantHost {
+			t.Errorf("web.internal-url %s on pod %s: host %s, want the pod under the headless Service: %s",
+				d.cfg.Web.InternalURL, pod, u.Hostname(), wantHost)
+		}
+	}
+	u, err := url.Parse(d.cfg.Web.InternalURLOf(d.sts.Name + "-0"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	wantHost := fmt.Sprintf("%s-0.%s.%s.svc", d.sts.Name, headless.Name, d.sts.Namespace)
-	if h := strings.TrimSuffix(u.Hostname(), ".cluster.local"); h != wantHost {
-		t.Errorf("web.internal-url host %s, want pod 0 under the headless Service: %s", u.Hostname(), wantHost)
 	}
 	if !servicePortReaches(d, headless, u.Port(), internal) {
 		t.Errorf("web.internal-url %s: Service %s has no port %s to the internal listener (container port %d)", d.cfg.Web.InternalURL, headless.Name, u.Port(), internal)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/seakeeper-ci/seakeeper/internal/yamlstrict"
@@ -95,6 +96,9 @@ type WebConfig struct {
 	// PublicURL is how users reach Listen, for links in reports (optional).
 	PublicURL string `yaml:"public-url"`
 	// InternalURL is how workflow pods reach InternalListen (required).
+	// "{hostname}" in it stands for this instance's host name, which in a
+	// StatefulSet is the pod's name: with two replicas each announces its
+	// own address (http://{hostname}.seakeeper.seakeeper.svc:8081).
 	InternalURL string `yaml:"internal-url"`
 }
 
@@ -199,6 +203,14 @@ func (c *Config) resolvePaths(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+}
+
+// HostnamePlaceholder in web.internal-url stands for the host name.
+const HostnamePlaceholder = "{hostname}"
+
+// InternalURLOf returns InternalURL with "{hostname}" replaced by host.
+func (w WebConfig) InternalURLOf(host string) string {
+	return strings.ReplaceAll(w.InternalURL, HostnamePlaceholder, host)
 }
 
 // Restricted reports whether project is one whose changes must never be

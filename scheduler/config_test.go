@@ -295,3 +295,22 @@ func TestLoadConfigMissingFile(t *testing.T) {
 		t.Errorf("err = %v, want a not-exist error", err)
 	}
 }
+
+// "{hostname}" in web.internal-url is accepted and stands for the host
+// name, so that each replica of a StatefulSet announces its own address;
+// what it expands to must still be a URL.
+func TestInternalURLHostname(t *testing.T) {
+	src := strings.Replace(minimal, "http://sk:8081", "http://{hostname}.seakeeper.ns.svc:8081", 1)
+	c, err := ParseMainConfig("c.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("ParseMainConfig: %v", err)
+	}
+	if got := c.Web.InternalURLOf("seakeeper-1"); got != "http://seakeeper-1.seakeeper.ns.svc:8081" {
+		t.Errorf("InternalURLOf = %q", got)
+	}
+	bad := strings.Replace(minimal, "http://sk:8081", `"ftp://{hostname}:8081"`, 1)
+	_, err = ParseMainConfig("c.yaml", []byte(bad))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7: web.internal-url:") {
+		t.Errorf("a placeholder URL without a scheme: err = %v, want an error at c.yaml:7", err)
+	}
+}

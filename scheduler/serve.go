@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -339,13 +341,21 @@ func (d *daemon) lead(ctx context.Context, isLeader func() bool) (err error) {
 		Pipelines: names,
 		NotFound:  func(err error) bool { return errors.Is(err, gerrit.ErrNotFound) },
 	})
+	internalURL := cfg.Web.InternalURL
+	if strings.Contains(internalURL, HostnamePlaceholder) {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("web.internal-url names %s but the host name is unknown: %w", HostnamePlaceholder, err)
+		}
+		internalURL = cfg.Web.InternalURLOf(host)
+	}
 	adapter, err := argo.New(argo.Options{
 		NamespaceClient: d.nsClient,
 		Client:          d.wfClient,
 		Configs:         configs,
 		Render: argo.RenderOptions{
 			NamespaceTemplate: cfg.Kubernetes.Namespace,
-			InternalURL:       cfg.Web.InternalURL,
+			InternalURL:       internalURL,
 			TTL:               cfg.Kubernetes.TTL,
 		},
 		ArgoURL:      cfg.Kubernetes.ArgoURL,

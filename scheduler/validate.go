@@ -80,7 +80,7 @@ func (c *Config) validate() []pipeline.ConfigError {
 	}
 	if w.InternalURL == "" {
 		add("web.internal-url", "the URL at which workflow pods reach web.internal-listen is required, e.g. http://seakeeper-0.seakeeper:8081")
-	} else if err := checkURL(w.InternalURL); err != nil {
+	} else if err := checkURL(w.InternalURLOf("hostname")); err != nil {
 		add("web.internal-url", "%v", err)
 	}
 
