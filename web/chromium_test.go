@@ -1,102 +1,88 @@
 package web
 
-// Headless Chromium for the browser tier (DESIGN §6, tier 4). Everything
-// about finding and starting the browser is here.
+// How the browser test (browser_test.go) reads the status page in
+// Chromium; internal/browsertest starts and drives the browser.
 
 import (
-	"bytes"
-	"context"
-	"image"
-	"image/png"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"testing"
-
-	"github.com/chromedp/chromedp"
+	"fmt"
+	"strings"
 )
 
-// chromiumPath finds the Debian chromium binary. Without it the test is
-// skipped, or fails under CI=true (test.sh installs it).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/chromium"); serr == nil {
-			return "/usr/bin/chromium"
-		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chromium is not installed (test.sh installs the Debian package chromium): %v", err)
-		}
-		t.Skipf("chromium is not installed (apt-get install chromium; CI=true makes this fatal): %v", err)
-	}
-	return path
+// domItem is what the browser test reads of one item on the page.
+type domItem struct {
+	ID        string   `json:"id"`
+	Change    string   `json:"change"`
+	Project   string   `json:"project"`
+	Ahead     string   `json:"ahead"`
+	AheadLink string   `json:"aheadLink"`
+	Failing   bool     `json:"failing"`
+	Badge     string   `json:"badge"`
+	Gerrit    string   `json:"gerrit"`
+	Argo      string   `json:"argo"`
+	Nodes     []string `json:"nodes"`
+	Visible   bool     `json:"visible"`
+	Bars      []string `json:"bars"` // "value/max label"
+	// Before is the index, in DOM order, of the item ahead (-1: none).
+	Before int `json:"before"`
 }
 
-// newBrowser starts headless Chromium with a fresh profile and returns a
-// chromedp context of one tab; everything stops when the test ends.
-func newBrowser(t *testing.T, width, height int) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("lang", "en-US"),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root otherwise
-	}
-	var stderr bytes.Buffer
-	opts = append(opts, chromedp.CombinedOutput(&stderr))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		if t.Failed() && stderr.Len() > 0 {
-			t.Logf("chromium output:\n%s", stderr.String())
-		}
-	})
-	// The first action starts the browser; no timeout on it (it would
-	// stop the browser), so bound it by hand.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v\n%s", err, stderr.String())
-	}
-	return ctx
-}
+const readItems = `(() => {
+  const lis = Array.from(document.querySelectorAll('section.queue[data-queue="integrated@master"] li.item'));
+  return lis.map((li) => {
+    const q = (s) => li.querySelector(s);
+    const ahead = q('p.ahead a');
+    const aheadEl = li.dataset.ahead ? document.getElementById(li.dataset.ahead) : null;
+    return {
+      id: li.id, change: li.dataset.change, project: li.dataset.project, ahead: li.dataset.ahead,
+      aheadLink: ahead ? ahead.getAttribute('href') : '',
+      failing: li.classList.contains('failing'),
+      badge: q('.badge.failing') ? q('.badge.failing').textContent : '',
+      gerrit: q('a.change') ? q('a.change').href : '',
+      argo: q('a.workflow-link') ? q('a.workflow-link').href : '',
+      nodes: Array.from(li.querySelectorAll('.nodes li')).map((n) => n.textContent.replace(/\s+/g, ' ').trim()),
+      visible: li.offsetParent !== null,
+      bars: Array.from(li.querySelectorAll('progress')).map((p) =>
+        p.value + '/' + p.max + ' ' + (document.querySelector('label[for="' + p.id + '"]') || {textContent: ''}).textContent),
+      before: aheadEl ? lis.indexOf(aheadEl) : -1,
+    };
+  });
+})()`
 
-// artifactDir is where screenshots go: $SEAKEEPER_ARTIFACTS when set,
-// else the test's temporary directory.
-func artifactDir(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("SEAKEEPER_ARTIFACTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
+// normalizedDOM describes the content of <main>: each element with its
+// sorted attributes and its non-blank text, one per line, indented.
+const normalizedDOM = `(() => {
+  const out = [];
+  const walk = (n, d) => {
+    for (const c of n.childNodes) {
+      if (c.nodeType === 1) {
+        const attrs = Array.from(c.attributes).map((a) => a.name + '=' + JSON.stringify(a.value)).sort().join(' ');
+        out.push(d + c.tagName.toLowerCase() + ' ' + attrs);
+        walk(c, d + '  ');
+      } else if (c.nodeType === 3 && c.textContent.trim() !== '') {
+        out.push(d + JSON.stringify(c.textContent.replace(/\s+/g, ' ').trim()));
+      }
+    }
+  };
+  walk(document.getElementById('status'), '');
+  return out.join('\n');
+})()`
 
-// saveScreenshot writes a PNG screenshot as name and checks that it is a
-// valid PNG of plausible dimensions.
-func saveScreenshot(t *testing.T, name string, data []byte, minW, minH int) string {
-	t.Helper()
-	path := filepath.Join(artifactDir(t), name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
+// lineDiff shows the first lines where a and b differ.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			lo := max(0, i-3)
+			return fmt.Sprintf("line %d:\ntemplate: %s\nscript:   %s\ncontext (template):\n%s", i+1, x, y,
+				strings.Join(al[lo:min(len(al), i+3)], "\n"))
+		}
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil || format != "png" {
-		t.Fatalf("screenshot %s is not a PNG (%q): %v", path, format, err)
-	}
-	if cfg.Width < minW || cfg.Height < minH || cfg.Width > 10000 || cfg.Height > 50000 {
-		t.Errorf("screenshot %s is %dx%d, want at least %dx%d", path, cfg.Width, cfg.Height, minW, minH)
-	}
-	if _, err := png.Decode(bytes.NewReader(data)); err != nil {
-		t.Errorf("screenshot %s does not decode: %v", path, err)
-	}
-	t.Logf("screenshot: %s (%dx%d)", path, cfg.Width, cfg.Height)
-	return path
+	return "(no difference)"
 }
