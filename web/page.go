@@ -257,8 +257,6 @@ func progressText(elapsed, estimated, remaining int64, done bool) string {
 	switch {
 	case done:
 		return fmt.Sprintf("Took %s", fmtDur(elapsed))
-	case elapsed == 0:
-		return fmt.Sprintf("Not started, about %s", fmtDur(estimated))
 	case remaining == 0:
 		return fmt.Sprintf("%s, over the estimate of %s", fmtDur(elapsed), fmtDur(estimated))
 	}

@@ -245,7 +245,7 @@ func TestDurationsAreFormattedForPeople(t *testing.T) {
 		done        bool
 		want        string
 	}{
-		{0, 600, 600, false, "Not started, about 10m 0s"},
+		{0, 600, 600, false, "0s of about 10m 0s, 10m 0s left"},
 		{120, 600, 480, false, "2m 0s of about 10m 0s, 8m 0s left"},
 		{700, 600, 0, false, "11m 40s, over the estimate of 10m 0s"},
 		{67, 600, 0, true, "Took 1m 7s"},

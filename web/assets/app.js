@@ -37,7 +37,6 @@
   }
   function progressText(elapsed, estimated, remaining, done) {
     if (done) { return "Took " + dur(elapsed); }
-    if (elapsed === 0) { return "Not started, about " + dur(estimated); }
     if (remaining === 0) { return dur(elapsed) + ", over the estimate of " + dur(estimated); }
     return dur(elapsed) + " of about " + dur(estimated) + ", " + dur(remaining) + " left";
   }
