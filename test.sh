@@ -47,4 +47,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 echo "== go test -race"
-go test -race -count=1 ./...
+# The chaos tests of the root package (50 daemon kill -9 scenarios) take
+# several minutes on 2 cores: more than go test's default 10m is needed.
+go test -race -count=1 -timeout 30m ./...
