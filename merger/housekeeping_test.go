@@ -214,3 +214,47 @@ func TestConcurrentPrepareAcrossRepos(t *testing.T) {
 		}
 	}
 }
+
+// A git command killed midway (the daemon SIGKILLed) leaves lock files in
+// the mirror; after a restart they are removed, not obeyed for ever, and
+// the mirror is kept.
+func TestStaleLocksRemovedAfterRestart(t *testing.T) {
+	root := t.TempDir()
+	_, _, changes := fourChanges(t, root, "p")
+	state := t.TempDir()
+	m := newMergerIn(t, state, root, nil, nil)
+	want := mustPrepare(t, m, "x.1", changes, "")
+
+	dir := m.repoDir("p")
+	locks := []string{
+		filepath.Join(dir, "refs", "heads", "master.lock"),
+		filepath.Join(dir, "refs", "seakeeper", "x.2.lock"),
+		filepath.Join(dir, "packed-refs.lock"),
+	}
+	for _, f := range locks {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log testlog.Buffer
+	m = newMergerIn(t, state, root, nil, &log)
+	got := mustPrepare(t, m, "x.2", changes, "")
+	if commitOf(t, got, "p", "master") != commitOf(t, want, "p", "master") {
+		t.Errorf("after the restart: %+v, want %+v", got.Commits, want.Commits)
+	}
+	for _, f := range locks {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("stale lock %s is still there", f)
+		}
+	}
+	s := log.String()
+	if n := strings.Count(s, "removed a stale git lock"); n != len(locks) {
+		t.Errorf("%d log lines about removed locks, want %d:\n%s", n, len(locks), s)
+	}
+	if strings.Contains(s, "cloning") {
+		t.Errorf("a mirror with stale locks was cloned again:\n%s", s)
+	}
+}

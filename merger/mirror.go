@@ -153,6 +153,9 @@ func (m *Merger) ensure(ctx context.Context, r *repo) error {
 		r.checked = true
 		return nil
 	}
+	if err := m.removeStaleLocks(r); err != nil {
+		return err
+	}
 	err := m.validate(ctx, r)
 	if err == nil {
 		r.checked = true
@@ -170,6 +173,31 @@ func (m *Merger) ensure(ctx context.Context, r *repo) error {
 	}
 	r.checked = true
 	return nil
+}
+
+// removeStaleLocks deletes the *.lock files a git command killed midway
+// (the daemon SIGKILLed) left in r's mirror: git refuses to touch a ref, the
+// index or packed-refs while its lock file exists, so every later prepare
+// would fail. They are stale by construction: the merger is the only
+// writer of its mirrors (the store's lock keeps a second daemon off the
+// state directory), and r's lock is held, so no git command of this
+// process runs in the mirror either.
+func (m *Merger) removeStaleLocks(r *repo) error {
+	return filepath.WalkDir(r.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".lock") {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("removing stale git lock in the mirror of %s: %w", r.project, err)
+			}
+			m.log.Warn("merger: removed a stale git lock (a git command was killed midway)", "project", r.project, "file", path)
+		}
+		return nil
+	})
 }
 
 func (m *Merger) validate(ctx context.Context, r *repo) error {
