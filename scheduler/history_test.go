@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,5 +47,35 @@ func TestHistoryRecordsBuildTimes(t *testing.T) {
 	// Enqueued after the settle delay, from the clock the event was stamped with.
 	if h.EnqueuedAt.Before(enqueued) || h.EnqueuedAt.After(started) {
 		t.Errorf("enqueued at %s, want between %s and %s", h.EnqueuedAt, enqueued, started)
+	}
+}
+
+// A new database numbers its items from the clock, so that a database
+// started afresh (a new leader's, or a wiped one) never reuses the item
+// and buildset IDs, and so the Workflow names, of an earlier one; a
+// restart on the same database goes on with its own sequence.
+func TestNewDatabaseNumbersItemsFromTheClock(t *testing.T) {
+	e := newEnv(t)
+	e.gerrit.put(openChange(1, 1, true))
+	e.startSynced()
+	e.send(approval(1, 1))
+	e.settleNow(1)
+	e.waitFor("a build", e.builds1)
+	_, first := e.builds.submitted()
+	base := e.clock.Now().Add(-settle - time.Second).UnixMilli()
+	if want := fmt.Sprintf("gate-%d", base+1); first.Item != want {
+		t.Errorf("first item of a new database = %s, want %s (the start time in ms, plus one)", first.Item, want)
+	}
+	e.stop()
+
+	e.gerrit.put(openChange(2, 1, true))
+	e.clock.Advance(time.Hour)
+	e.start()
+	e.send(approval(2, 1))
+	e.settleNow(1)
+	e.waitFor("the second build", func() bool { s, _ := e.builds.submitted(); return len(s) == 2 })
+	_, second := e.builds.submitted()
+	if want := fmt.Sprintf("gate-%d", base+2); second.Item != want {
+		t.Errorf("after a restart the item is %s, want %s: the same database goes on with its sequence", second.Item, want)
 	}
 }

@@ -67,6 +67,14 @@ func (s *Scheduler) Run(ctx context.Context, stream <-chan gerrit.StreamItem) er
 	if err != nil {
 		return err
 	}
+	if st.Seq == 0 {
+		// A new database (first start, or a stale one set aside): number
+		// its items from the clock, so that item IDs — and the buildsets
+		// and Workflow names made from them — never repeat those of an
+		// earlier database whose Workflows may still be in the cluster
+		// (the adapter adopts a Workflow by its name).
+		st.Seq = s.o.Clock.Now().UnixMilli()
+	}
 	s.state = st
 	if err := s.pub.publish(st, s.o.Clock.Now()); err != nil {
 		return err
