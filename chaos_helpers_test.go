@@ -9,9 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +27,6 @@ import (
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	informers "github.com/argoproj/argo-workflows/v3/pkg/client/informers/externalversions/workflow/v1alpha1"
-	"golang.org/x/crypto/ssh"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -107,22 +103,9 @@ func newChaosWorld(t *testing.T) *chaosWorld {
 	t.Cleanup(func() { w.gerrit.Close() })
 
 	// The daemon's credentials, where every configuration says.
-	chaosWrite(t, filepath.Join(w.dir, "http-password"), w.gerrit.Password())
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
+	if _, err := w.gerrit.WriteCredentials(w.dir); err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.gerrit.SSH().AddUser(w.gerrit.User(), sshPub)
-	chaosWrite(t, filepath.Join(w.dir, "ssh", "id_ed25519"), string(pem.EncodeToMemory(block)))
-	chaosWrite(t, filepath.Join(w.dir, "ssh", "known_hosts"), string(w.gerrit.KnownHosts()))
 	w.kubeconfig = kubetest.WriteKubeconfig(t, c.AdminConfig(), "")
 
 	w.phases = startPhaseLog(t, w.wf)

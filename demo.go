@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"embed"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +20,6 @@ import (
 
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 	"k8s.io/klog/v2"
 
 	"github.com/seakeeper-ci/seakeeper/argo"
@@ -219,7 +215,7 @@ func (d *demo) start(ctx context.Context, f demoFlags, explicitListen bool, n *n
 	}); err != nil {
 		return scheduler.Addrs{}, fmt.Errorf("starting the fake Gerrit: %w", err)
 	}
-	if err := writeCredentials(d.dir, d.gerrit); err != nil {
+	if _, err := d.gerrit.WriteCredentials(d.dir); err != nil {
 		return scheduler.Addrs{}, err
 	}
 	if err := importProjects(d.gerrit, demoFiles, demoFilesRoot); err != nil {
@@ -414,38 +410,6 @@ func pickAddr(addr string, explicit bool) (_ string, busy bool, _ error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), busy, nil
-}
-
-// writeCredentials writes the daemon's SSH key, Gerrit's host key and the
-// HTTP password where demoConfig says they are, and lets the key in.
-func writeCredentials(dir string, g *gerrittest.Server) error {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "seakeeper demo")
-	if err != nil {
-		return err
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	g.SSH().AddUser(g.User(), sshPub)
-	for name, content := range map[string][]byte{
-		filepath.Join("ssh", "id_ed25519"):  pem.EncodeToMemory(block),
-		filepath.Join("ssh", "known_hosts"): g.KnownHosts(),
-		"http-password":                     []byte(g.Password()),
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, content, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // importProjects creates a project per directory under root of files:

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -40,23 +39,11 @@ func newGerritWorld(t *testing.T) *gerritWorld {
 	}
 	t.Cleanup(func() { srv.Close() })
 	w := &gerritWorld{srv: srv, dir: t.TempDir()}
-	w.key, w.knownHosts, w.passwordF = filepath.Join(w.dir, "id_ed25519"), filepath.Join(w.dir, "known_hosts"), filepath.Join(w.dir, "http-password")
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	c, err := srv.WriteCredentials(w.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SSH().AddUser(srv.User(), sshPub)
-	writeTestFile(t, w.key, string(pem.EncodeToMemory(block)))
-	writeTestFile(t, w.knownHosts, string(srv.KnownHosts()))
-	writeTestFile(t, w.passwordF, srv.Password()+"\n")
+	w.key, w.knownHosts, w.passwordF = c.KeyFile, c.KnownHostsFile, c.PasswordFile
 	return w
 }
 

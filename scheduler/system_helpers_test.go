@@ -9,9 +9,6 @@ package scheduler_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -28,7 +25,6 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/seakeeper-ci/seakeeper/argo"
 	"github.com/seakeeper-ci/seakeeper/argo/argolocal"
@@ -188,22 +184,9 @@ func startSystem(t *testing.T, o sysOptions) *sysEnv {
 // password.
 func writeDaemonCredentials(t *testing.T, srv *gerrittest.Server, dir string) {
 	t.Helper()
-	writeFile(t, filepath.Join(dir, "http-password"), srv.Password())
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
+	if _, err := srv.WriteCredentials(dir); err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SSH().AddUser(srv.User(), sshPub)
-	writeFile(t, filepath.Join(dir, "ssh", "id_ed25519"), string(pem.EncodeToMemory(block)))
-	writeFile(t, filepath.Join(dir, "ssh", "known_hosts"), string(srv.KnownHosts()))
 }
 
 // await polls ok until it holds; it fails the test after limit or when the
